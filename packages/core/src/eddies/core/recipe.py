@@ -1,0 +1,280 @@
+"""Recipes: YAML files naming a task, a model and training settings, with ``key=value`` overrides.
+
+``load_recipe("frmdn_mnist", ["train.epochs=1", "model.prior.rank=0"])`` finds
+``recipes/frmdn_mnist.yaml`` (or takes a path), loads it with YAML's safe loader (tags that
+would construct Python objects are refused, so a recipe can only *name* registered components),
+applies the overrides, and validates the whole tree with pydantic before any tensor exists.
+Every error names the dotted key (``model.flow.layers.2.hidden``) and the file.
+
+Override values are parsed as YAML scalars or flow collections (``a=[1, 2]``, ``b={type: mlp}``);
+list items are addressed by index (``model.flow.layers.0.hidden=64``). A key that is neither in
+the file nor a field of the component at that place is an error listing the closest keys.
+Interpolation (``${...}``) is deliberately not supported: a recipe is plain data.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
+
+from eddies.core.errors import RecipeError, RegistryError
+from eddies.core.registry import KINDS, Entry, get_registry
+from eddies.core.spec import Spec, SpecOf, validation_error
+
+RECIPES_ENV = "EDDIES_RECIPES"
+
+
+class EarlyStopping(BaseModel):
+    """Stop when the validation metric has not improved by ``min_delta`` for ``patience`` evals."""
+
+    model_config = ConfigDict(extra="forbid")
+    metric: str = "val_nll"
+    mode: Literal["min", "max"] = "min"
+    patience: int = Field(3, ge=1)
+    min_delta: float = Field(0.0, ge=0.0)
+
+
+class TrainConfig(BaseModel):
+    """Training settings shared by every recipe (read by eddies.engine)."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+    batch_size: int = Field(64, ge=1, description="global batch size, split across processes")
+    eval_batch_size: int | None = Field(None, ge=1)
+    epochs: int = Field(1, ge=1)
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
+    optimizer: SpecOf("optimizers") = {"type": "adam"}
+    scheduler: SpecOf("schedulers") | None = None
+    grad_clip: float | None = Field(None, gt=0, description="max global gradient norm")
+    grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    early_stopping: EarlyStopping | None = None
+    max_nonfinite: int = Field(10, ge=1, description="stop after this many non-finite steps in a row")
+    eval_every: int | None = Field(None, ge=1, description="steps between evaluations (default: each epoch)")
+    log_every: int = Field(10, ge=1)
+    checkpoint_every: int | None = Field(None, ge=1, description="steps between checkpoints (default: each epoch)")
+    num_workers: int = Field(0, ge=0)
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's)")
+    compile: bool = False
+
+
+class Recipe(BaseModel):
+    """The validated recipe tree."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+    name: str | None = None
+    description: str = ""
+    seed: int = 0
+    task: SpecOf("tasks")
+    model: SpecOf("models")
+    train: TrainConfig = TrainConfig()
+    eval: dict[str, Any] = Field(default_factory=dict, description="task-specific evaluation options")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready tree with defaults filled and component versions pinned."""
+        return self.model_dump(mode="json")
+
+
+# ------------------------------------------------------------------------------------------
+def recipes_dir(start: Path | None = None) -> Path:
+    """``$EDDIES_RECIPES``, else the nearest ``recipes/`` folder at or above ``start`` (cwd)."""
+    if os.environ.get(RECIPES_ENV):
+        return Path(os.environ[RECIPES_ENV])
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "recipes").is_dir():
+            return folder / "recipes"
+    return here / "recipes"
+
+
+def find_recipe(name: str | os.PathLike[str], directory: Path | None = None) -> Path:
+    """Resolve a recipe name (``recipes/NAME.yaml``) or a path; unknown names list close ones."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        if not path.is_file():
+            raise RecipeError(f"recipe file {str(path)!r} does not exist", "recipe")
+        return path
+    directory = directory or recipes_dir()
+    candidate = directory / f"{name}.yaml"
+    if candidate.is_file():
+        return candidate
+    known = sorted(p.stem for p in directory.glob("*.yaml"))
+    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise RecipeError(
+        f"unknown recipe {str(name)!r} (looked for {candidate}).{hint} "
+        f"Recipes in {directory}: {', '.join(known) or '(none)'}",
+        "recipe",
+    )
+
+
+def load_yaml(path: Path | str) -> dict[str, Any]:
+    """Load a YAML mapping with the safe loader; Python-object tags are refused with the file named."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.constructor.ConstructorError as err:
+        raise RecipeError(
+            f"YAML tag refused: {err.problem}. Recipes are plain data and can only name "
+            "registered components, never Python objects or import paths", source=str(path),
+        ) from None
+    except yaml.YAMLError as err:
+        raise RecipeError(f"invalid YAML: {err}", source=str(path)) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"a recipe must be a mapping, got {type(data).__name__}", source=str(path))
+    return data
+
+
+def parse_override(arg: str) -> tuple[str, Any]:
+    """``"a.b.0.c=value"`` -> ("a.b.0.c", parsed YAML value)."""
+    key, sep, raw = arg.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise RecipeError(f"override {arg!r} must look like key=value (e.g. train.epochs=2)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.constructor.ConstructorError as err:
+        raise RecipeError(f"YAML tag refused in override: {err.problem}", key) from None
+    except yaml.YAMLError as err:
+        raise RecipeError(f"cannot parse override value {raw!r}: {err}", key) from None
+    return key, value
+
+
+def apply_overrides(tree: dict[str, Any], overrides: list[str], source: str | None = None) -> dict[str, Any]:
+    """Return a copy of ``tree`` with dotted ``key=value`` overrides applied.
+
+    An absent intermediate key is created from the schema's default when it is a field of the
+    model or component at that place (so ``train.optimizer.lr=0.1`` works on a recipe that has
+    no ``train`` section); any other absent key is an error listing the closest keys.
+    """
+    tree = copy.deepcopy(tree)
+    for arg in overrides:
+        key, value = parse_override(arg)
+        parts = key.split(".")
+        node: Any = tree
+        schema: type[BaseModel] | None = Recipe
+        for depth, part in enumerate(parts):
+            here = ".".join(parts[: depth + 1])
+            last = depth == len(parts) - 1
+            if isinstance(node, list):
+                if not part.lstrip("-").isdigit():
+                    raise RecipeError(f"{part!r} is not a list index (list has {len(node)} items)", here, source)
+                index = int(part)
+                if not -len(node) <= index < len(node):
+                    raise RecipeError(f"index {index} out of range (list has {len(node)} items)", here, source)
+                if last:
+                    node[index] = value
+                node, schema = node[index], None
+            elif isinstance(node, dict):
+                fields = _fields_of(node, schema)
+                if last:
+                    node[part] = value  # a new leaf is checked against the schema during validation
+                    break
+                if part not in node or node[part] is None:
+                    if part not in fields:
+                        _raise_unknown(part, sorted(set(node) | set(fields)), here, source)
+                    node[part] = _default_tree(fields[part])
+                annotation = fields[part].annotation if part in fields else None
+                schema = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+                node = node[part]
+            else:
+                raise RecipeError(
+                    f"cannot set {key!r}: {'.'.join(parts[:depth])!r} holds a "
+                    f"{type(node).__name__}, not a mapping or list", here, source,
+                )
+    return tree
+
+
+def _fields_of(node: Mapping[str, Any], schema: type[BaseModel] | None) -> dict[str, FieldInfo]:
+    """Config fields at a tree node: its pydantic model's, or its component's (via ``type``)."""
+    if schema is not None:
+        return dict(schema.model_fields)
+    if "type" in node:
+        for kind in KINDS:
+            entry = _lookup(kind, node["type"])
+            if entry is not None:
+                return dict(entry.config.model_fields)
+    return {}
+
+
+def _default_tree(field: FieldInfo) -> Any:
+    """A field's default as plain data (an empty mapping when it has none)."""
+    default = field.get_default(call_default_factory=True)
+    if isinstance(default, Spec):
+        return default.to_dict()
+    if isinstance(default, BaseModel):
+        return default.model_dump(mode="json")
+    if isinstance(default, dict):
+        return copy.deepcopy(default)
+    return {}
+
+
+def _raise_unknown(part: str, allowed: list[str], here: str, source: str | None) -> None:
+    close = difflib.get_close_matches(part, allowed, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise RecipeError(f"unknown key {part!r}.{hint} Existing keys: {', '.join(allowed)}", here, source)
+
+
+def _lookup(kind: str, ref: str) -> Entry | None:
+    try:
+        return get_registry(kind).get(str(ref))
+    except RegistryError:
+        return None
+
+
+def validate_recipe(tree: Mapping[str, Any], source: str | None = None) -> Recipe:
+    """Validate a whole recipe tree; one :class:`RecipeError` with dotted paths on failure."""
+    try:
+        return Recipe.model_validate(dict(tree))
+    except ValidationError as err:
+        raise validation_error(err, Recipe, "", source) from None
+
+
+def load_recipe(
+    recipe: str | os.PathLike[str] | Mapping[str, Any],
+    overrides: list[str] | tuple[str, ...] = (),
+    directory: Path | None = None,
+) -> Recipe:
+    """Find, load, override and validate a recipe (name, path or an already-loaded mapping)."""
+    if isinstance(recipe, Mapping):
+        tree, source = dict(recipe), None
+    else:
+        path = find_recipe(recipe, directory)
+        tree, source = load_yaml(path), str(path)
+        tree.setdefault("name", path.stem)
+    tree = apply_overrides(tree, list(overrides), source)
+    return validate_recipe(tree, source)
+
+
+def split_cli(argv: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Split command-line ``key=value`` words into app options (no dot) and recipe overrides.
+
+    Words whose key has no dot (``recipe=...``, ``resume=auto``) are the app's own options;
+    dotted ones (``train.epochs=2``) override the recipe.
+    """
+    options: dict[str, str] = {}
+    overrides: list[str] = []
+    for word in argv:
+        key, sep, value = word.partition("=")
+        if not sep:
+            raise RecipeError(f"argument {word!r} must look like key=value")
+        if "." in key:
+            overrides.append(word)
+        else:
+            options[key] = value
+    return options, overrides
+
+
+__all__ = [
+    "EarlyStopping", "Recipe", "Spec", "TrainConfig", "apply_overrides", "find_recipe",
+    "load_recipe", "load_yaml", "parse_override", "recipes_dir", "split_cli", "validate_recipe",
+]

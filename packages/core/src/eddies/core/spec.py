@@ -1,0 +1,198 @@
+"""Component specs: ``{type: name[@N], field: value, ...}`` validated and built recursively.
+
+A spec names a registered component and sets its config fields; fields may hold nested specs,
+declared in a config model with :func:`SpecOf`::
+
+    class CouplingConfig(ComponentConfig):
+        net: SpecOf("conditioners") = {"type": "mlp"}
+        hidden: int = 64
+
+:func:`validate_spec` checks a whole tree before anything is built and reports every problem
+with the dotted path of its key (``model.flow.layers.2.hidden: Input should be a valid
+integer``); :meth:`Spec.build` then calls the component with its validated fields plus the
+*runtime* arguments its parent supplies (shapes known only once the data is known). A plain
+string is shorthand for ``{type: string}``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from functools import partial
+from typing import Annotated, Any
+
+from pydantic import BaseModel, PlainSerializer, PlainValidator, ValidationError
+from pydantic_core import PydanticCustomError
+
+from eddies.core.errors import RecipeError, RegistryError
+from eddies.core.registry import Entry, get_registry
+
+
+class Spec:
+    """A validated spec: the registry entry plus its validated config instance."""
+
+    __slots__ = ("kind", "entry", "config")
+
+    def __init__(self, kind: str, entry: Entry, config: BaseModel):
+        self.kind, self.entry, self.config = kind, entry, config
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def version(self) -> int:
+        return self.entry.version
+
+    def fields(self) -> dict[str, Any]:
+        """The validated config fields, nested specs left as :class:`Spec` objects."""
+        return {name: getattr(self.config, name) for name in type(self.config).model_fields}
+
+    def build(self, **runtime: Any) -> Any:
+        """Call the component with its config fields and the runtime arguments from its parent."""
+        fields = self.fields()
+        clash = sorted(set(fields) & set(runtime))
+        if clash:
+            raise TypeError(
+                f"{self.kind}/{self.entry.ref}: runtime arguments {clash} clash with config fields"
+            )
+        return self.entry.target(**fields, **runtime)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready spec with every default filled in and every version pinned (``name@N``)."""
+        return {"type": self.entry.ref, **self.config.model_dump(mode="json")}
+
+    def entries(self) -> list[Entry]:
+        """This entry and those of all nested specs, depth first (for checkpoint provenance)."""
+        found = [self.entry]
+        for value in self.fields().values():
+            found += _nested_entries(value)
+        return found
+
+    def replace(self, **changes: Any) -> Spec:
+        """A new validated spec with some fields changed."""
+        return validate_spec({**self.to_dict(), **changes}, self.kind)
+
+    def __repr__(self) -> str:
+        return f"Spec({self.kind}/{self.entry.ref}, {self.config!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Spec) and self.to_dict() == other.to_dict()
+
+
+def _nested_entries(value: Any) -> list[Entry]:
+    if isinstance(value, Spec):
+        return value.entries()
+    if isinstance(value, BaseModel):
+        return [e for name in type(value).model_fields for e in _nested_entries(getattr(value, name))]
+    if isinstance(value, (list, tuple)):
+        return [e for item in value for e in _nested_entries(item)]
+    if isinstance(value, Mapping):
+        return [e for item in value.values() for e in _nested_entries(item)]
+    return []
+
+
+def _validate_nested(value: Any, kind: str) -> Spec:
+    if isinstance(value, Spec):
+        if value.kind != kind:
+            raise PydanticCustomError(
+                "eddies_spec", "{message}", {"path": "", "message": f"expected a {kind} spec"}
+            )
+        return value
+    try:
+        return validate_spec(value, kind)
+    except RecipeError as err:
+        raise PydanticCustomError(
+            "eddies_spec", "{message}", {"path": err.path, "message": err.message}
+        ) from None
+
+
+def SpecOf(kind: str) -> Any:  # noqa: N802 (reads as a type in config models)
+    """Annotation for a config field holding a nested spec of ``kind`` (validated recursively)."""
+    get_registry(kind)  # fail early on a misspelt kind
+    return Annotated[
+        Spec,
+        PlainValidator(partial(_validate_nested, kind=kind)),
+        PlainSerializer(lambda spec: spec.to_dict(), when_used="always"),
+    ]
+
+
+def join_path(*parts: Any) -> str:
+    """Dotted recipe path from parts, skipping empty ones: ``join_path('model', 'flow', 2)``."""
+    return ".".join(str(p) for p in parts if p not in ("", None))
+
+
+def validation_error(
+    err: ValidationError, model: type[BaseModel], path: str = "", source: str | None = None
+) -> RecipeError:
+    """Turn pydantic's errors into one :class:`RecipeError` whose lines each give a dotted path."""
+    lines: list[tuple[str, str]] = []
+    for e in err.errors():
+        loc = join_path(path, *e["loc"])
+        if e["type"] == "eddies_spec":
+            loc, msg = join_path(loc, e["ctx"]["path"]), e["ctx"]["message"]
+        elif e["type"] == "extra_forbidden":
+            msg = _unknown_key_message(str(e["loc"][-1]), _fields_at(model, e["loc"][:-1]))
+        else:
+            msg = e["msg"]
+        lines.append((loc, msg))
+    first_path, first_msg = lines[0]
+    if len(lines) == 1:
+        return RecipeError(first_msg, first_path, source)
+    rest = "\n".join(f"  {p}: {m}" for p, m in lines[1:])
+    return RecipeError(f"{first_msg}\nfurther problems:\n{rest}", first_path, source)
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the (possibly nested) pydantic model reached by ``loc``."""
+    for part in loc:
+        field = model.model_fields.get(str(part)) if isinstance(part, str) else None
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif isinstance(part, str):
+            return []
+    return sorted(model.model_fields)
+
+
+def _unknown_key_message(key: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return f"unknown key {key!r}.{hint} Allowed keys: {', '.join(allowed) or '(none)'}"
+
+
+def validate_spec(spec: Any, kind: str, path: str = "", source: str | None = None) -> Spec:
+    """Validate a spec (mapping or name string) of ``kind``, recursively; raise :class:`RecipeError`."""
+    if isinstance(spec, Spec):
+        return spec
+    if isinstance(spec, str):
+        spec = {"type": spec}
+    if not isinstance(spec, Mapping):
+        raise RecipeError(
+            f"expected a {kind} spec (a mapping with 'type'), got {type(spec).__name__} {spec!r}",
+            path, source,
+        )
+    if "type" not in spec:
+        raise RecipeError(
+            f"{kind} spec has no 'type'; registered {kind}: {', '.join(get_registry(kind).names())}",
+            path, source,
+        )
+    try:
+        entry = get_registry(kind).get(str(spec["type"]))
+    except RegistryError as err:
+        raise RecipeError(str(err), join_path(path, "type"), source) from None
+    fields = {k: v for k, v in spec.items() if k != "type"}
+    try:
+        config = entry.config.model_validate(fields)
+    except ValidationError as err:
+        raise validation_error(err, entry.config, path, source) from None
+    return Spec(kind, entry, config)
+
+
+def build(spec: Any, kind: str | None = None, **runtime: Any) -> Any:
+    """Validate (unless already a :class:`Spec`) and build a component with runtime arguments."""
+    if not isinstance(spec, Spec):
+        if kind is None:
+            raise TypeError("build() needs the kind to validate a raw spec")
+        spec = validate_spec(spec, kind)
+    return spec.build(**runtime)

@@ -1,0 +1,74 @@
+"""The task contract: data preparation, batch layout, metrics and the prediction procedure.
+
+A task is built from its recipe spec with runtime argument ``data_dir`` (the cache root,
+``$EDDIES_DATA`` or ``~/.cache/eddies``). It converts its raw source once into a ``datasets``
+Arrow cache (:meth:`Task.prepare`), serves splits as map-style torch datasets of dicts of
+tensors (:meth:`Task.dataset`), states the tensors a batch holds (:meth:`Task.data_spec`, read by
+models at build time), and turns a model into metrics (:meth:`Task.evaluate`) and pictures
+(:meth:`Task.save_samples`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+from torch.utils.data import Dataset
+
+
+def default_data_dir() -> Path:
+    """``$EDDIES_DATA`` or ``~/.cache/eddies``."""
+    return Path(os.environ.get("EDDIES_DATA") or Path.home() / ".cache" / "eddies")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a batch holds: tensor name -> event shape (no batch axis), and their roles.
+
+    ``target`` names the tensor a model predicts (``y``), ``condition`` the conditioning input
+    (``x``, or ``None``). For sequences the target shape is ``(T, *step_shape)``.
+    """
+
+    shapes: dict[str, tuple[int, ...]]
+    target: str = "y"
+    condition: str | None = "x"
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def target_shape(self) -> tuple[int, ...]:
+        return self.shapes[self.target]
+
+    @property
+    def condition_shape(self) -> tuple[int, ...] | None:
+        return None if self.condition is None else self.shapes[self.condition]
+
+
+class Task:
+    """Base class of tasks (runtime argument ``data_dir``)."""
+
+    splits: tuple[str, ...] = ("train", "validation", "test")
+
+    def __init__(self, data_dir: Path | str | None = None):
+        self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+
+    def prepare(self) -> None:
+        """Convert the raw source into the Arrow cache once (idempotent, shows progress)."""
+        raise NotImplementedError
+
+    def dataset(self, split: str) -> Dataset:
+        """A map-style dataset of dicts of tensors for ``split``."""
+        raise NotImplementedError
+
+    def data_spec(self) -> DataSpec:
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module, loader: Any, **options: Any) -> dict[str, float]:
+        """The task's metrics of ``model`` over ``loader`` (labelled, JSON-ready floats)."""
+        raise NotImplementedError
+
+    def save_samples(self, model: nn.Module, path: Path, **options: Any) -> Path:
+        """Write the task's sample picture (PNG) for ``model`` and return its path."""
+        raise NotImplementedError
