@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any
 
-from pydantic import BaseModel, PlainSerializer, PlainValidator, ValidationError
+from pydantic import BaseModel, PlainSerializer, PlainValidator, ValidationError, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from eddies.core.errors import RecipeError, RegistryError
@@ -114,6 +114,15 @@ def SpecOf(kind: str) -> Any:  # noqa: N802 (reads as a type in config models)
         Spec,
         PlainValidator(partial(_validate_nested, kind=kind)),
         PlainSerializer(lambda spec: spec.to_dict(), when_used="always"),
+        WithJsonSchema(
+            {
+                "type": ["object", "string"],
+                "description": f"a {kind} spec: {{type: name[@N], <that component's fields>}} "
+                f"(see apps/components.py list {kind})",
+                "properties": {"type": {"type": "string"}},
+                "required": ["type"],
+            }
+        ),
     ]
 
 

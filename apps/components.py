@@ -1,0 +1,69 @@
+"""List registered components, or show one component's config as JSON Schema.
+
+    python apps/components.py                      # every kind
+    python apps/components.py list flows           # one kind
+    python apps/components.py show flows/affine_coupling[@N]
+
+The listing gives kind, name@version, the distribution that provided it and its summary; `show`
+prints the config's JSON Schema (with defaults) and the component's docstring summary.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from eddies.core import KINDS, EddiesError, get_registry
+from eddies.core.spec import Spec
+
+
+def list_components(kinds: list[str]) -> str:
+    rows = [("kind", "component", "distribution", "summary")]
+    for kind in kinds:
+        for e in get_registry(kind).entries():
+            dist = f"{e.distribution} {e.distribution_version}" if e.distribution else "(local)"
+            rows.append((kind, e.ref, dist, e.summary))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3] for row in rows
+    )
+
+
+def show_component(ref: str) -> str:
+    kind, sep, name = ref.partition("/")
+    if not sep:
+        raise EddiesError(f"show takes KIND/NAME[@N], e.g. flows/affine_coupling; got {ref!r}")
+    entry = get_registry(kind).get(name)
+    schema = entry.config.model_json_schema(mode="validation")
+    schema["title"] = f"{kind}/{entry.ref}"
+    schema["description"] = entry.summary
+    return json.dumps(schema, indent=2, default=_json_default)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Spec):
+        return value.to_dict()
+    return str(value)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        if not argv or argv == ["list"]:
+            print(list_components(list(KINDS)))
+        elif argv[0] == "list":
+            for kind in argv[1:]:
+                get_registry(kind)  # unknown kinds fail with the list of kinds
+            print(list_components(argv[1:]))
+        elif argv[0] == "show" and len(argv) == 2:
+            print(show_component(argv[1]))
+        else:
+            print(__doc__, file=sys.stderr)
+            return 2
+    except EddiesError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
