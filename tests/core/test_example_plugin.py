@@ -70,3 +70,14 @@ def test_wheel_declares_the_entry_point(plugin_site):
     dist_info = next(plugin_site.glob("eddies_example_plugin-0.1.0.dist-info"))
     text = (dist_info / "entry_points.txt").read_text()
     assert "[eddies.flows]" in text and "eddies_example_plugin" in text
+
+
+def test_plugin_runs_the_conformance_kit_in_its_own_tests(plugin_site):
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", str(ROOT / "examples/plugin/tests")],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(plugin_site)},
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "test_sinh_arcsinh_conformance" in out.stdout and "PASSED" in out.stdout
+    assert "FAILED" not in out.stdout
