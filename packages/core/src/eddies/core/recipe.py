@@ -43,7 +43,7 @@ class EarlyStopping(BaseModel):
 
 
 class TrainConfig(BaseModel):
-    """Training settings shared by every recipe (read by eddies.engine)."""
+    """Training settings shared by every recipe (read by eddies.engine; see docs/training.md)."""
 
     model_config = ConfigDict(extra="forbid", validate_default=True)
     batch_size: int = Field(64, ge=1, description="global batch size, split across processes")
@@ -63,6 +63,9 @@ class TrainConfig(BaseModel):
     num_workers: int = Field(0, ge=0)
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's)")
     compile: bool = False
+    keep_checkpoints: int = Field(3, ge=1, description="newest checkpoints kept (plus 'best')")
+    samples: bool = Field(True, description="write the task's sample grid beside the checkpoints at the end")
+    find_unused_parameters: bool = Field(False, description="DDP: allow parameters without gradient")
 
 
 class Recipe(BaseModel):

@@ -1,1 +1,23 @@
-"""eddies.engine."""
+"""eddies.engine: the trainer on Accelerate, safetensors checkpoints, metrics and plots.
+
+::
+
+    from eddies.core import load_recipe
+    from eddies.engine import Trainer, load_checkpoint
+
+    result = Trainer(load_recipe("frmdn_mnist"), "runs/demo").fit()
+    recipe, model, task, state = load_checkpoint("runs/demo")
+
+See docs/training.md.
+"""
+
+from eddies.engine.checkpoint import find_checkpoint, latest_checkpoint, load_checkpoint, read_checkpoint
+from eddies.engine.metrics import MetricsLog, plot_curves
+from eddies.engine.trainer import Callback, Trainer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Callback", "MetricsLog", "Trainer", "find_checkpoint", "latest_checkpoint", "load_checkpoint",
+    "plot_curves", "read_checkpoint",
+]

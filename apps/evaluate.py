@@ -1,0 +1,7 @@
+#!/usr/bin/env python
+"""Command line: see `python apps/evaluate.py --help` and docs/training.md."""
+
+from eddies.engine.cli import evaluate_main, run
+
+if __name__ == "__main__":
+    run(evaluate_main)

@@ -1,0 +1,7 @@
+#!/usr/bin/env python
+"""Command line: see `python apps/sample.py --help` and docs/training.md."""
+
+from eddies.engine.cli import run, sample_main
+
+if __name__ == "__main__":
+    run(sample_main)

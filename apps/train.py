@@ -1,0 +1,7 @@
+#!/usr/bin/env python
+"""Command line: see `python apps/train.py --help` and docs/training.md."""
+
+from eddies.engine.cli import run, train_main
+
+if __name__ == "__main__":
+    run(train_main)

@@ -1,0 +1,72 @@
+"""Sweep a recipe's hyper-parameters with Ray Tune; see docs/sweeps.md.
+
+    python apps/tune.py recipe=frmdn_mnist sweep=frmdn_mnist_small [options] [key=value ...]
+
+options (no dot in the key):
+    recipe=NAME|PATH     the recipe (recipes/NAME.yaml or a file)
+    sweep=NAME|PATH      the sweep (recipes/sweeps/NAME.yaml or a file)
+    run_dir=PATH         where the sweep writes (default runs/sweeps/RECIPE-SWEEP); the same
+                         command with the same run_dir resumes an interrupted sweep
+    address=auto|H:P     attach to a running Ray cluster instead of starting a local one
+    num_cpus=N           CPUs of the local Ray instance (default: all of this machine)
+    verbose=0|1          1 shows Ray's progress table and the trials' output
+dotted keys override the recipe (train.epochs=3); keys under sweep. override the sweep file
+(sweep.num_samples=8, sweep.scheduler.max_t=5, sweep.space.train.optimizer.lr={type: choice, values: [0.01]}).
+
+Prints the table of trials and writes RUN_DIR/trials.csv, RUN_DIR/best_recipe.yaml (for
+`python apps/train.py recipe=RUN_DIR/best_recipe.yaml`) and RUN_DIR/best.json.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from eddies.core import EddiesError
+from eddies.core.recipe import apply_overrides, find_recipe, load_yaml, split_cli, validate_recipe
+from eddies.engine.sweep import load_sweep
+from eddies.engine.tune import run_sweep
+
+OPTIONS = ("recipe", "sweep", "run_dir", "address", "num_cpus", "verbose")
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if argv else 2
+    try:
+        options, overrides = split_cli(argv)
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown or "recipe" not in options or "sweep" not in options:
+            problem = f"unknown option(s) {', '.join(unknown)}" if unknown else "recipe= and sweep= are required"
+            raise EddiesError(f"{problem}; options are {', '.join(OPTIONS)} (see --help)")
+        sweep_words = [w.removeprefix("sweep.") for w in overrides if w.startswith("sweep.")]
+        recipe_words = [w for w in overrides if not w.startswith("sweep.")]
+
+        path = find_recipe(options["recipe"])
+        tree = load_yaml(path)
+        tree.setdefault("name", path.stem)
+        tree = apply_overrides(tree, recipe_words, str(path))
+        validate_recipe(tree, str(path))
+        sweep = load_sweep(options["sweep"], sweep_words)
+        run_dir = Path(options.get("run_dir") or Path("runs") / "sweeps" / f"{tree['name']}-{sweep.name}")
+        report = run_sweep(
+            tree, sweep, run_dir, source=str(path), address=options.get("address") or None,
+            num_cpus=int(options["num_cpus"]) if options.get("num_cpus") else None,
+            verbose=int(options.get("verbose") or 0),
+        )
+    except EddiesError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(report.table())
+    for label, file in report.files.items():
+        print(f"{label}: {file}")
+    failed = [r for r in report.rows if r.status == "error"]
+    if failed:
+        print(f"{len(failed)} trial(s) failed; Ray's error.txt in each trial's directory says why: "
+              + ", ".join(r.path for r in failed), file=sys.stderr)
+    return 0 if report.best is not None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

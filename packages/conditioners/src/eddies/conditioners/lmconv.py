@@ -1,0 +1,211 @@
+"""Locally masked convolution (``lmconv``; Jain, Abbeel & Pathak 2020; motionflow.txt sec. 3.2, 4.3).
+
+A convolution whose kernel is masked differently at every output location so that output
+position ``i`` only sees input positions earlier in a generation ordering (see
+:mod:`eddies.conditioners.orderings`)::
+
+    y[o, i] = b[o] + sum_{c, j in N_d(i)} W[o, c, j - i] * M[j, i] * x[c, j]
+
+with ``N_d(i)`` the ``k x k`` neighbourhood of ``i`` at dilation ``d`` and
+``M[j, i] = [rank(j) < rank(i)]`` (mask type ``A``) or ``[rank(j) <= rank(i)]`` (type ``B``).
+Stacking one type-``A`` layer and any number of type-``B`` layers keeps every output strictly
+after the inputs it depends on.
+
+Two exact evaluations, chosen by ``backend``:
+
+- ``unfold``: the standard one: unfold the input into ``(H * W, C * k * k)`` columns (a
+  strided view of the padded input, so the masking writes the only copy), multiply by the
+  per-location mask, contract with the weights in one matmul.
+- ``patterns``: most positions share one of a few masks (raster and column orders have a
+  single interior mask). For the ``P`` distinct masks, one convolution with the ``P`` masked
+  kernels stacked as ``P * O`` output channels, then a gather of each position's own
+  ``O`` channels. Exact as well, because entries of a mask that fall outside the image read the
+  zero padding, so a border position can share any mask that agrees with it inside the image.
+  ``auto`` uses ``patterns`` when ``P <= max_patterns``.
+
+The masks are non-persistent buffers computed once per (ordering, size, kernel, dilation,
+type) and cached.
+
+Example::
+
+    >>> import torch
+    >>> conv = LMConv(in_shape=(2, 4, 4), out_shape=(3, 4, 4), ordering="s_curve", mask_type="A")
+    >>> x = torch.randn(1, 2, 4, 4, requires_grad=True)
+    >>> conv(x)[0, :, 1, 3].sum().backward()         # position (1, 3) is step 4 of the S-curve
+    >>> (x.grad[0].abs().sum(0) > 0).int().tolist()  # it sees steps 2 and 3 only
+    [[0, 0, 1, 1], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from eddies.conditioners.orderings import Ordering, ordering_ranks
+from eddies.conditioners.shapes import check_event
+from eddies.core import ComponentConfig, Conditioner, ShapeError, register
+from einops import pack, rearrange, unpack
+from pydantic import Field, field_validator
+from torch import Tensor, nn
+
+MaskType = Literal["A", "B"]
+
+
+class LMConvMasks(NamedTuple):
+    """Masks of one layer: per location, and grouped into distinct patterns."""
+
+    mask: Tensor  # (k*k, H*W), 1 where input j may feed output i
+    patterns: Tensor  # (P, k*k), the distinct masks (entries outside the image free)
+    pattern_index: Tensor  # (H*W,), which pattern each location uses
+
+
+@functools.lru_cache(maxsize=256)
+def lmconv_masks(
+    ordering: tuple[str, bool, bool, bool], h: int, w: int, kernel_size: int, dilation: int,
+    mask_type: str,
+) -> LMConvMasks:
+    """The masks of an LMConv layer (``ordering`` is :meth:`Ordering.key`); cached."""
+    curve, transpose, flip_rows, flip_cols = ordering
+    ranks = ordering_ranks(
+        Ordering(curve=curve, transpose=transpose, flip_rows=flip_rows, flip_cols=flip_cols), h, w
+    )
+    pad = dilation * (kernel_size // 2)
+    padded = F.pad(ranks.double()[None, None], (pad,) * 4, value=-1.0)
+    neighbours = F.unfold(padded, kernel_size, dilation=dilation)[0].long()  # (k*k, H*W)
+    centre = ranks.reshape(1, -1)
+    inside = neighbours >= 0
+    earlier = neighbours < centre if mask_type == "A" else neighbours <= centre
+    mask = inside & earlier
+    patterns, index = _group_patterns(mask, inside)
+    return LMConvMasks(mask.float(), patterns.float(), index)
+
+
+def _group_patterns(mask: Tensor, inside: Tensor) -> tuple[Tensor, Tensor]:
+    """Distinct masks: interior locations first, border ones join any mask agreeing inside."""
+    interior = inside.all(dim=0)
+    index = torch.empty(mask.shape[1], dtype=torch.long)
+    if interior.any():
+        patterns, inverse = torch.unique(mask[:, interior].T, dim=0, return_inverse=True)
+        index[interior] = inverse
+    else:
+        patterns = mask.new_zeros(0, mask.shape[0])
+    for loc in (~interior).nonzero().flatten().tolist():
+        col, ins = mask[:, loc], inside[:, loc]
+        fits = ((patterns == col) | ~ins).all(dim=1).nonzero()
+        if len(fits):
+            index[loc] = fits[0, 0]
+        else:
+            index[loc] = len(patterns)
+            patterns = torch.cat([patterns, col[None]])
+    return patterns, index
+
+
+class LMConvConfig(ComponentConfig):
+    """Config of :class:`LMConv`."""
+
+    ordering: Ordering = Field(default_factory=Ordering, description="curve name or {curve, ...}")
+    kernel_size: int = Field(default=3, ge=1)
+    dilation: int = Field(default=1, ge=1)
+    mask_type: MaskType = Field(default="B", description="A: strictly earlier; B: also itself")
+    bias: bool = True
+    backend: Literal["auto", "unfold", "patterns"] = "auto"
+    max_patterns: int = Field(default=2, ge=1, description="auto: patterns backend up to this many")
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd(cls, k: int) -> int:
+        if k % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (centred kernels), got {k}")
+        return k
+
+
+@register(
+    "conditioners", "lmconv", version=1, config=LMConvConfig,
+    summary="Locally masked convolution: per-location masks from a generation ordering (LMConv).",
+    examples=[
+        {"config": {"ordering": "hilbert", "mask_type": "A"}, "in_shape": (2, 4, 4),
+         "out_shape": (3, 4, 4), "batch": (2,)},
+        {"config": {"ordering": {"curve": "s_curve", "transpose": True}, "dilation": 2,
+                    "backend": "unfold"},
+         "in_shape": (1, 5, 3), "out_shape": None, "batch": (2, 2)},
+    ],
+)
+class LMConv(Conditioner):
+    """Locally masked 2-d convolution; see the module docstring for the equation and example.
+
+    ``in_shape=(C, H, W)``; ``out_shape=(C', H, W)`` (default ``C`` channels); resolution kept.
+    """
+
+    def __init__(
+        self,
+        ordering: Ordering | str | dict = "raster",
+        kernel_size: int = 3,
+        dilation: int = 1,
+        mask_type: str = "B",
+        bias: bool = True,
+        backend: str = "auto",
+        max_patterns: int = 2,
+        *,
+        in_shape: tuple[int, ...],
+        out_shape: tuple[int, ...] | None = None,
+    ):
+        super().__init__(in_shape, out_shape)
+        if len(self.in_shape) != 3:
+            raise ShapeError(f"LMConv: in_shape must be (C, H, W), got {self.in_shape}")
+        c, h, w = self.in_shape
+        self._out = self.requested_out_shape or self.in_shape
+        if len(self._out) != 3 or self._out[1:] != (h, w):
+            raise ShapeError(f"LMConv keeps the resolution: out_shape must be (C', {h}, {w}), got {self._out}")
+        self.ordering = Ordering.model_validate(ordering)
+        self.kernel_size, self.dilation, self.mask_type = kernel_size, dilation, mask_type
+        self.padding = dilation * (kernel_size // 2)
+        # nn.Conv2d only for its parameters and their standard initialisation
+        conv = nn.Conv2d(c, self._out[0], kernel_size, bias=bias)
+        self.weight, self.bias = conv.weight, conv.bias
+        masks = lmconv_masks(self.ordering.key(), h, w, kernel_size, dilation, mask_type)
+        self.register_buffer(
+            "mask_hw", rearrange(masks.mask, "(i j) (h w) -> h w 1 i j", i=kernel_size, h=h),
+            persistent=False,
+        )
+        self.register_buffer("patterns", masks.patterns, persistent=False)
+        self.register_buffer("pattern_index", masks.pattern_index, persistent=False)
+        if backend == "auto":
+            backend = "patterns" if len(masks.patterns) <= max_patterns else "unfold"
+        self.backend = backend
+
+    def output_shape(self) -> tuple[int, ...]:
+        return self._out
+
+    def extra_repr(self) -> str:
+        return (f"in_shape={self.in_shape}, out_shape={self._out}, ordering={self.ordering.key()}, "
+                f"kernel_size={self.kernel_size}, dilation={self.dilation}, mask_type={self.mask_type}, "
+                f"backend={self.backend}, patterns={len(self.patterns)}")
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_event(self, x, self.in_shape)
+        flat, packed = pack([x], "* c h w")
+        y = self._unfold(flat) if self.backend == "unfold" else self._patterns(flat)
+        return unpack(y.reshape(-1, *self._out), packed, "* c h w")[0]
+
+    def _unfold(self, x: Tensor) -> Tensor:
+        k, d, (_, h, w) = self.kernel_size, self.dilation, self._out
+        span = d * (k - 1) + 1
+        padded = F.pad(x, (self.padding,) * 4)
+        windows = padded.unfold(2, span, 1).unfold(3, span, 1)[..., ::d, ::d]  # a view
+        cols = rearrange(windows, "b c h w i j -> b h w c i j") * self.mask_hw
+        y = F.linear(rearrange(cols, "b h w c i j -> (b h w) (c i j)"), self.weight.flatten(1), self.bias)
+        return rearrange(y, "(b l) o -> b o l", l=h * w)
+
+    def _patterns(self, x: Tensor) -> Tensor:
+        k, p, o = self.kernel_size, len(self.patterns), self._out[0]
+        kernels = self.weight.unsqueeze(0) * self.patterns.view(p, 1, 1, k, k)
+        bias = None if self.bias is None else self.bias.repeat(p)
+        y = F.conv2d(x, kernels.flatten(0, 1), bias, padding=self.padding, dilation=self.dilation)
+        y = y.flatten(2)  # (B, P*O, L)
+        if p == 1:
+            return y
+        y = rearrange(y, "b (p o) l -> b p o l", p=p)
+        index = self.pattern_index.view(1, 1, 1, -1).expand(y.shape[0], 1, o, -1)
+        return y.gather(1, index).squeeze(1)

@@ -1,0 +1,160 @@
+"""MotionFlow's spatio-temporal conditioner (``motionflow_conditioner``; motionflow.txt sec. 4.3).
+
+Two autoregressive networks read the input sequence ``x``, an image of frames (rows) by joints
+(columns) with the joint coordinates as channels (CMU mocap: ``(3, 25, 24)``). Each is a stack
+of three locally masked 3x3 convolutions (table 1): a masked *initial* convolution (mask type
+A: a position never sees itself) with 32 channels, an *undilated* one (type B) with 16, and a
+*dilated* one (type B, dilation 2). ``ARN1`` and ``ARN2`` differ only in their orderings: by
+default ``raster`` (frame after frame: the temporal order) and ``column_major`` (joint after
+joint: the spatial order). Their outputs are merged by eq. 5::
+
+    c1, c2 = split(ARN1(x) * ARN2(x))      # split in two along channels
+    c1 = PONO(c1)                          # positional normalisation
+    c3 = c1 * sigmoid(c2)
+    u = x + c3
+
+``u`` has the shape of ``x``; it feeds FC1 (conditional actnorm), FC2 (conditional 1x1
+convolution) and CNN1 (affine coupling), which the conditional flow layers own (for example
+``{"type": "mlp", "hidden": [64, 64]}`` on the flattened ``u`` for FC1 and FC2, table 1).
+
+Decisions where the paper is silent or ambiguous, written down:
+
+- "split(ARN1 ARN2)": ``merge="product"`` (default) reads the juxtaposition as the elementwise
+  product (figure 3 lists a product node; the authors' code multiplies), so each ARN ends
+  with ``2C`` channels; ``merge="concat"`` reads it as concatenation, so each ends with ``C``
+  channels and ``c1 = ARN1(x)``, ``c2 = ARN2(x)``.
+- The last ARN layer has ``2C`` (or ``C``) channels so that ``c3`` matches ``x`` in eq. 5
+  (table 1's 4 channels are that number for its padded 3-channel input).
+- Hidden layers are followed by PONO and ELU, the feature normalisation and activation of
+  LMConv's networks; the last layer is linear (eq. 5 normalises and gates it).
+- ``ones_channel`` appends a constant channel to ``x`` before the first layer, so zero padding
+  is distinguishable from zero data (as in PixelCNN++ and LMConv).
+
+Example::
+
+    >>> import torch
+    >>> cond = MotionFlowConditioner(in_shape=(3, 25, 24))
+    >>> cond(torch.randn(2, 3, 25, 24)).shape
+    torch.Size([2, 3, 25, 24])
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from eddies.conditioners.activations import ActivationName, make_activation
+from eddies.conditioners.lmconv import LMConv
+from eddies.conditioners.orderings import Ordering
+from eddies.conditioners.pono import pono
+from eddies.conditioners.shapes import check_event
+from eddies.core import ComponentConfig, Conditioner, ShapeError, register
+from pydantic import Field
+from torch import Tensor, nn
+
+
+class _PONO(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return pono(x)
+
+
+def autoregressive_network(
+    in_shape: tuple[int, int, int], out_channels: int, ordering: Ordering, channels: list[int],
+    kernel_size: int, dilation: int, activation: str, dropout: float,
+) -> nn.Sequential:
+    """ARN of motionflow.txt sec. 4.3: masked initial conv (type A), undilated convs (type B),
+    then a dilated conv (type B) to ``out_channels``; PONO and activation between them."""
+    c, h, w = in_shape
+    widths = [c, *channels, out_channels]
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        last = i == len(widths) - 2
+        layers.append(LMConv(
+            ordering=ordering, kernel_size=kernel_size, dilation=dilation if last else 1,
+            mask_type="A" if i == 0 else "B", in_shape=(a, h, w), out_shape=(b, h, w),
+        ))
+        if not last:
+            layers += [_PONO(), make_activation(activation)]
+            if i == 0 and dropout:
+                layers.append(nn.Dropout2d(dropout))
+    return nn.Sequential(*layers)
+
+
+class MotionFlowConditionerConfig(ComponentConfig):
+    """Config of :class:`MotionFlowConditioner` (defaults: motionflow.txt table 1)."""
+
+    ordering1: Ordering = Field(default="raster", description="ARN1's ordering (temporal)")
+    ordering2: Ordering = Field(default="column_major", description="ARN2's ordering (spatial)")
+    channels: list[int] = Field(default=[32, 16], min_length=1,
+                                description="initial and undilated convolutions' channels")
+    kernel_size: int = Field(default=3, ge=1)
+    dilation: int = Field(default=2, ge=1, description="of the last (dilated) convolution")
+    activation: ActivationName = "elu"
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="after the initial conv")
+    merge: Literal["product", "concat"] = "product"
+    ones_channel: bool = True
+    eps: float = Field(default=1e-5, gt=0.0, description="PONO's epsilon in eq. 5")
+
+
+@register(
+    "conditioners", "motionflow_conditioner", version=1, config=MotionFlowConditionerConfig,
+    summary="MotionFlow's ARN1/ARN2 LMConv stacks merged by eq. 5 (PONO, sigmoid gate, residual).",
+    examples=[
+        {"config": {"channels": [4, 3]}, "in_shape": (3, 5, 4), "out_shape": None, "batch": (2,)},
+        {"config": {"channels": [4], "merge": "concat", "ones_channel": False,
+                    "ordering1": "s_curve", "ordering2": {"curve": "hilbert", "flip_rows": True}},
+         "in_shape": (2, 4, 4), "out_shape": (2, 4, 4), "batch": (1, 2)},
+    ],
+)
+class MotionFlowConditioner(Conditioner):
+    """``u = x + PONO(c1) * sigmoid(c2)``, ``c1, c2 = split(ARN1(x) * ARN2(x))`` (eq. 5).
+
+    ``in_shape=(C, H, W)``: channels are the features per joint, rows the frames, columns the
+    joints; the output has the same shape. See the module docstring for the details.
+    """
+
+    def __init__(
+        self,
+        ordering1: Ordering | str = "raster",
+        ordering2: Ordering | str = "column_major",
+        channels: list[int] = (32, 16),
+        kernel_size: int = 3,
+        dilation: int = 2,
+        activation: str = "elu",
+        dropout: float = 0.0,
+        merge: str = "product",
+        ones_channel: bool = True,
+        eps: float = 1e-5,
+        *,
+        in_shape: tuple[int, ...],
+        out_shape: tuple[int, ...] | None = None,
+    ):
+        super().__init__(in_shape, out_shape)
+        if len(self.in_shape) != 3:
+            raise ShapeError(f"MotionFlowConditioner: in_shape must be (C, H, W), got {self.in_shape}")
+        if out_shape is not None and self.requested_out_shape != self.in_shape:
+            raise ShapeError(
+                f"MotionFlowConditioner: eq. 5 adds to x, so the output has x's shape {self.in_shape}; "
+                f"out_shape {self.requested_out_shape} was requested"
+            )
+        c, h, w = self.in_shape
+        self.merge, self.ones_channel, self.eps = merge, ones_channel, eps
+        arn_in = (c + int(ones_channel), h, w)
+        arn_out = 2 * c if merge == "product" else c
+        common = dict(channels=list(channels), kernel_size=kernel_size, dilation=dilation,
+                      activation=activation, dropout=dropout)
+        self.arn1 = autoregressive_network(arn_in, arn_out, Ordering.model_validate(ordering1), **common)
+        self.arn2 = autoregressive_network(arn_in, arn_out, Ordering.model_validate(ordering2), **common)
+
+    def output_shape(self) -> tuple[int, ...]:
+        return self.in_shape
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_event(self, x, self.in_shape)
+        inputs = torch.cat([x, torch.ones_like(x[..., :1, :, :])], dim=-3) if self.ones_channel else x
+        a, b = self.arn1(inputs), self.arn2(inputs)
+        if self.merge == "product":
+            c1, c2 = (a * b).chunk(2, dim=-3)
+        else:
+            c1, c2 = a, b
+        return x + pono(c1, self.eps) * torch.sigmoid(c2)

@@ -1,0 +1,172 @@
+"""MotionGRU (``motiongru``; MotionRNN, motionrnn_supplement.txt eqs. 1-3).
+
+A recurrent unit that moves a predictive model's hidden state ``H_t`` (``C x H x W``) along
+learned motion. With ``Enc`` a stride-2 convolution to ``C/4`` channels and ``k`` the
+neighbourhood size, one step is (eq. 1)::
+
+    F'_t = Transient(F'_{t-1}, Enc(H_t))         # ConvGRU over the offsets (2k^2 channels)
+    D'_t = D'_{t-1} + alpha (F'_{t-1} - D'_{t-1})  # Trend: momentum update of the trend
+    F_t  = F'_t + D'_t                           # the motion filter
+    m_t  = Broadcast(sigmoid(W_hm * Enc(H_t)))   # a mask per neighbour, shared by channels
+    H'_t = m_t * Warp(Enc(H_t), F_t)             # (C/4, k^2, H/2, W/2)
+    g_t  = sigmoid(W_1x1 * [Dec(H'_t), H_t])
+    X_t  = g_t * H_t + (1 - g_t) * Dec(H'_t)
+
+``Warp`` (eqs. 2-3) samples, for every position ``(m, n)`` and neighbour ``i`` (offset
+``p_i = (i // k - k // 2, i % k - k // 2)``), the map at ``(m + p_ix - F[i], n + p_iy - F[k^2 + i])``
+by bilinear interpolation in the unit square, reading zeros outside the map. ``Dec`` is a
+1x1 convolution from ``C/4 * k^2`` to ``C/4`` channels followed by a stride-2 transposed
+convolution back to ``C x H x W``.
+
+Decisions written down: the supplement's eq. 1 writes ``Warp(..., F'_t)`` and
+``g * H'_{t-1}``; we warp with the motion filter ``F_t = F'_t + D'_t`` (the main paper's
+"motion filter", which is what the trend is for) and gate with the input state ``H_t`` (the
+only ``C x H x W`` state). ``Transient`` is the ConvGRU of the main paper (3x3 gates); ``alpha``
+is 0.5. The offsets and trend start at zero.
+
+Example::
+
+    >>> import torch
+    >>> gru = MotionGRU(in_shape=(8, 6, 6))
+    >>> gru(torch.randn(2, 5, 8, 6, 6)).shape          # a sequence of hidden states
+    torch.Size([2, 5, 8, 6, 6])
+"""
+
+from __future__ import annotations
+
+import torch
+from eddies.conditioners.shapes import check_event
+from eddies.core import ComponentConfig, Conditioner, ShapeError, register
+from einops import rearrange
+from pydantic import Field
+from torch import Tensor, nn
+
+
+def neighbourhood_warp(h: Tensor, offsets: Tensor, k: int) -> Tensor:
+    """Warp of motionrnn_supplement.txt eqs. 2-3: ``(B, C, H, W)`` and offsets ``(B, 2k^2, H, W)``
+    (vertical ones first) to ``(B, C, k^2, H, W)``; bilinear, zeros outside, differentiable in
+    both arguments. Zero offsets give the plain ``k x k`` neighbourhood (``F.unfold``).
+
+    >>> import torch
+    >>> h = torch.arange(9.).view(1, 1, 3, 3)
+    >>> neighbourhood_warp(h, torch.zeros(1, 2, 3, 3), 1)[0, 0, 0].tolist()
+    [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]]
+    """
+    b, c, height, width = h.shape
+    n = k * k
+    if offsets.shape != (b, 2 * n, height, width):
+        raise ShapeError(
+            f"neighbourhood_warp: offsets must have shape {(b, 2 * n, height, width)}, got {tuple(offsets.shape)}"
+        )
+    taps = torch.arange(n, device=h.device)
+    p_x = (taps // k - k // 2).to(h.dtype).view(1, n, 1, 1)
+    p_y = (taps % k - k // 2).to(h.dtype).view(1, n, 1, 1)
+    grid_m = torch.arange(height, device=h.device, dtype=h.dtype).view(1, 1, height, 1)
+    grid_n = torch.arange(width, device=h.device, dtype=h.dtype).view(1, 1, 1, width)
+    rows = grid_m + p_x - offsets[:, :n]  # (B, k^2, H, W)
+    cols = grid_n + p_y - offsets[:, n:]
+    top, left = rows.detach().floor(), cols.detach().floor()
+    frac_r, frac_c = rows - top, cols - left
+    flat = h.reshape(b, c, height * width)
+    out = h.new_zeros(b, c, n * height * width)
+    for dr, weight_r in ((0, 1 - frac_r), (1, frac_r)):
+        for dc, weight_c in ((0, 1 - frac_c), (1, frac_c)):
+            r, q = (top + dr).long(), (left + dc).long()
+            inside = (r >= 0) & (r < height) & (q >= 0) & (q < width)
+            index = (r.clamp(0, height - 1) * width + q.clamp(0, width - 1)).view(b, 1, -1)
+            value = flat.gather(2, index.expand(b, c, -1))
+            out = out + value * (weight_r * weight_c * inside).view(b, 1, -1)
+    return out.view(b, c, n, height, width)
+
+
+class MotionGRUConfig(ComponentConfig):
+    """Config of :class:`MotionGRU`."""
+
+    neighbourhood: int = Field(default=3, ge=1, description="k, the warp's k x k neighbourhood")
+    enc_channels: int | None = Field(default=None, ge=1, description="Enc's channels; default C // 4")
+    alpha: float = Field(default=0.5, gt=0.0, le=1.0, description="the trend's momentum step")
+
+
+@register(
+    "conditioners", "motiongru", version=1, config=MotionGRUConfig,
+    summary="MotionGRU: transient and trend offsets warp a hidden state (MotionRNN).",
+    examples=[
+        {"config": {}, "in_shape": (4, 4, 6), "out_shape": None, "batch": (2, 3)},
+        {"config": {"neighbourhood": 1, "enc_channels": 2}, "in_shape": (3, 2, 2),
+         "out_shape": (3, 2, 2), "batch": (1, 2)},
+    ],
+)
+class MotionGRU(Conditioner):
+    """MotionGRU over a sequence of hidden states ``(B, T, C, H, W)``; see the module docstring.
+
+    A sequence conditioner (contract of ``lstm``): ``forward`` runs the recurrence over ``T``
+    steps, ``initial_state`` and ``step`` run it one step at a time. ``H`` and ``W`` must be even.
+    """
+
+    def __init__(
+        self,
+        neighbourhood: int = 3,
+        enc_channels: int | None = None,
+        alpha: float = 0.5,
+        *,
+        in_shape: tuple[int, ...],
+        out_shape: tuple[int, ...] | None = None,
+    ):
+        super().__init__(in_shape, out_shape)
+        if len(self.in_shape) != 3 or self.in_shape[1] % 2 or self.in_shape[2] % 2:
+            raise ShapeError(f"MotionGRU: in_shape must be (C, H, W) with H, W even, got {self.in_shape}")
+        if out_shape is not None and self.requested_out_shape != self.in_shape:
+            raise ShapeError(f"MotionGRU keeps the shape {self.in_shape}; out_shape {self.requested_out_shape} given")
+        c = self.in_shape[0]
+        e = enc_channels or max(c // 4, 1)
+        k, self.k, self.alpha = neighbourhood, neighbourhood, alpha
+        self.motion_channels = 2 * k * k
+        self.enc = nn.Conv2d(c, e, 3, stride=2, padding=1)
+        self.gates = nn.Conv2d(e + self.motion_channels, 2 * self.motion_channels, 3, padding=1)
+        self.candidate = nn.Conv2d(e + self.motion_channels, self.motion_channels, 3, padding=1)
+        self.mask_conv = nn.Conv2d(e, k * k, 3, padding=1)  # W_hm
+        self.squeeze = nn.Conv2d(e * k * k, e, 1)
+        self.deconv = nn.ConvTranspose2d(e, c, 4, stride=2, padding=1)
+        self.gate = nn.Conv2d(2 * c, c, 1)  # W_1x1
+
+    def output_shape(self) -> tuple[int, ...]:
+        return self.in_shape
+
+    def initial_state(
+        self, batch: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Zero transient offsets ``F'`` and trend ``D'``, each ``(B, 2k^2, H/2, W/2)``."""
+        _, h, w = self.in_shape
+        zeros = torch.zeros(batch, self.motion_channels, h // 2, w // 2, device=device, dtype=dtype)
+        return zeros, zeros.clone()
+
+    def step(self, h: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """One step: hidden state ``(B, C, H, W)`` and ``(F', D')`` in; ``X_t`` and new state out."""
+        if h.dim() != 4:
+            raise ShapeError(f"MotionGRU: step input must be (batch, C, H, W), got {tuple(h.shape)}")
+        check_event(self, h, self.in_shape)
+        transient, trend = state
+        e = self.enc(h)
+        update, reset = torch.sigmoid(self.gates(torch.cat([e, transient], 1))).chunk(2, 1)
+        candidate = torch.tanh(self.candidate(torch.cat([e, reset * transient], 1)))
+        new_transient = update * candidate + (1 - update) * transient
+        new_trend = trend + self.alpha * (transient - trend)
+        motion = new_transient + new_trend
+        mask = torch.sigmoid(self.mask_conv(e)).unsqueeze(1)  # broadcast over channels
+        warped = mask * neighbourhood_warp(e, motion, self.k)
+        decoded = self.deconv(self.squeeze(rearrange(warped, "b c n h w -> b (c n) h w")))
+        g = torch.sigmoid(self.gate(torch.cat([decoded, h], 1)))
+        return g * h + (1 - g) * decoded, (new_transient, new_trend)
+
+    def forward(self, inputs: Tensor, state: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """``X_1..X_T`` for hidden states ``(B, T, C, H, W)`` (causal), from ``state`` or zeros."""
+        if inputs.dim() != 5:
+            raise ShapeError(f"MotionGRU: inputs must be (batch, time, C, H, W), got {tuple(inputs.shape)}")
+        check_event(self, inputs, self.in_shape, "inputs")
+        if state is None:
+            state = self.initial_state(inputs.shape[0], inputs.device, inputs.dtype)
+        outputs = []
+        for h in inputs.unbind(1):
+            out, state = self.step(h, state)
+            outputs.append(out)
+        return torch.stack(outputs, 1)

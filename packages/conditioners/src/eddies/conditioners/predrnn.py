@@ -1,0 +1,198 @@
+"""PredRNN's spatio-temporal LSTM with MotionRNN's motion highway (``predrnn``).
+
+:class:`SpatioTemporalLSTMCell` is the ST-LSTM of PredRNN (Wang et al. 2017, eq. 3): besides
+the temporal memory ``C`` it carries a spatio-temporal memory ``M`` that zigzags through the
+stack (layer ``l-1`` to ``l`` within a step, top layer at ``t-1`` to the bottom at ``t``)::
+
+    g = tanh(W_xg * X + W_hg * H),  i = sigma(W_xi * X + W_hi * H),  f = sigma(W_xf * X + W_hf * H + b_f)
+    C_t = f * C + i * g
+    g' = tanh(W'_xg * X + W_mg * M), i' = sigma(W'_xi * X + W_mi * M), f' = sigma(W'_xf * X + W_mf * M + b_f)
+    M_t = f' * M + i' * g'
+    o = sigma(W_xo * X + W_ho * H + W_co * C_t + W_mo * M_t)
+    H_t = o * tanh(W_1x1 * [C_t, M_t])  (+ (1 - o) * Z with the motion highway)
+
+MotionRNN (its section 3.3 and motionrnn_supplement.txt) inserts a :class:`MotionGRU` between
+the layers: layer ``l + 1`` reads ``X^l = MotionGRU(H^l)`` instead of ``H^l``, and its motion
+highway adds ``(1 - o) * H^l`` (the unwarped state of the layer below) to its output, which
+restores the content the warp moved away. The bottom layer has no highway.
+
+:class:`PredRNN` (``predrnn``) stacks ``num_layers`` cells of ``hidden`` channels (``motion``
+switches MotionRNN on) and is a sequence conditioner with the ``lstm`` contract: per-step input
+``in_shape=(C, H, W)``, output the top hidden state ``(hidden, H, W)``, teacher-forced
+``forward`` over ``(B, T, C, H, W)``, and ``initial_state`` / ``step`` for rollouts. A MotionRNN
+predictor adds a 1x1 convolution from the top state to the frame (and patching) around it::
+
+    >>> import torch
+    >>> rnn = PredRNN(hidden=8, num_layers=2, motion=True, in_shape=(1, 8, 8))
+    >>> rnn(torch.randn(2, 4, 1, 8, 8)).shape
+    torch.Size([2, 4, 8, 8, 8])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from eddies.conditioners.motiongru import MotionGRU
+from eddies.conditioners.shapes import check_event
+from eddies.core import ComponentConfig, Conditioner, ShapeError, register
+from pydantic import Field
+from torch import Tensor, nn
+
+
+class SpatioTemporalLSTMCell(nn.Module):
+    """One ST-LSTM cell (PredRNN eq. 3) with an optional motion highway; see the module docstring.
+
+    >>> import torch
+    >>> cell = SpatioTemporalLSTMCell(3, 4, (5, 5))
+    >>> zeros = torch.zeros(2, 4, 5, 5)
+    >>> h, c, m = cell(torch.randn(2, 3, 5, 5), zeros, zeros, zeros)
+    >>> h.shape
+    torch.Size([2, 4, 5, 5])
+    """
+
+    def __init__(
+        self, in_channels: int, hidden: int, size: tuple[int, int], filter_size: int = 5,
+        layer_norm: bool = False, forget_bias: float = 1.0,
+    ):
+        super().__init__()
+        self.hidden, self.forget_bias = hidden, forget_bias
+
+        def conv(a: int, b: int, k: int = filter_size) -> nn.Module:
+            layer = nn.Conv2d(a, b, k, padding=k // 2, bias=not layer_norm)
+            return nn.Sequential(layer, nn.LayerNorm([b, *size])) if layer_norm else layer
+
+        self.conv_x = conv(in_channels, 7 * hidden)
+        self.conv_h = conv(hidden, 4 * hidden)
+        self.conv_m = conv(hidden, 3 * hidden)
+        self.conv_o = conv(2 * hidden, hidden)
+        self.conv_last = nn.Conv2d(2 * hidden, hidden, 1, bias=False)
+
+    def forward(
+        self, x: Tensor, h: Tensor, c: Tensor, m: Tensor, highway: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``(H_t, C_t, M_t)`` from input ``x``, ``H_{t-1}``, ``C_{t-1}`` and the incoming ``M``."""
+        i_x, f_x, g_x, i_xm, f_xm, g_xm, o_x = self.conv_x(x).chunk(7, 1)
+        i_h, f_h, g_h, o_h = self.conv_h(h).chunk(4, 1)
+        i_m, f_m, g_m = self.conv_m(m).chunk(3, 1)
+        c_new = torch.sigmoid(f_x + f_h + self.forget_bias) * c + torch.sigmoid(i_x + i_h) * torch.tanh(g_x + g_h)
+        m_new = (torch.sigmoid(f_xm + f_m + self.forget_bias) * m
+                 + torch.sigmoid(i_xm + i_m) * torch.tanh(g_xm + g_m))
+        memory = torch.cat([c_new, m_new], 1)
+        o = torch.sigmoid(o_x + o_h + self.conv_o(memory))
+        h_new = o * torch.tanh(self.conv_last(memory))
+        if highway is not None:
+            h_new = h_new + (1 - o) * highway
+        return h_new, c_new, m_new
+
+
+class PredRNNConfig(ComponentConfig):
+    """Config of :class:`PredRNN` (defaults: PredRNN's 4 layers of 64 channels, 5x5 filters)."""
+
+    hidden: int = Field(default=64, ge=1)
+    num_layers: int = Field(default=4, ge=1)
+    filter_size: int = Field(default=5, ge=1)
+    layer_norm: bool = False
+    forget_bias: float = 1.0
+    motion: bool = Field(default=False, description="MotionRNN: MotionGRU between layers + highway")
+    neighbourhood: int = Field(default=3, ge=1, description="MotionGRU's k")
+    alpha: float = Field(default=0.5, gt=0.0, le=1.0, description="MotionGRU's trend step")
+
+
+@register(
+    "conditioners", "predrnn", version=1, config=PredRNNConfig,
+    summary="PredRNN ST-LSTM stack; with motion=true, MotionRNN's MotionGRU and motion highway.",
+    examples=[
+        {"config": {"hidden": 4, "num_layers": 2, "filter_size": 3}, "in_shape": (1, 4, 4),
+         "out_shape": None, "batch": (2, 3)},
+        {"config": {"hidden": 4, "num_layers": 3, "filter_size": 3, "motion": True, "layer_norm": True},
+         "in_shape": (2, 4, 6), "out_shape": (4, 4, 6), "batch": (1, 2)},
+    ],
+)
+class PredRNN(Conditioner):
+    """Stack of :class:`SpatioTemporalLSTMCell` (optionally MotionRNN); see the module docstring.
+
+    State: a dict with lists ``h``, ``c`` (one ``(B, hidden, H, W)`` per layer), the zigzag
+    memory ``m`` and, with ``motion``, ``motion`` (one MotionGRU state per layer but the top).
+    """
+
+    def __init__(
+        self,
+        hidden: int = 64,
+        num_layers: int = 4,
+        filter_size: int = 5,
+        layer_norm: bool = False,
+        forget_bias: float = 1.0,
+        motion: bool = False,
+        neighbourhood: int = 3,
+        alpha: float = 0.5,
+        *,
+        in_shape: tuple[int, ...],
+        out_shape: tuple[int, ...] | None = None,
+    ):
+        super().__init__(in_shape, out_shape)
+        if len(self.in_shape) != 3:
+            raise ShapeError(f"PredRNN: in_shape must be (C, H, W) per step, got {self.in_shape}")
+        c, h, w = self.in_shape
+        self._out = (hidden, h, w)
+        if out_shape is not None and self.requested_out_shape != self._out:
+            raise ShapeError(
+                f"PredRNN: its output is (hidden, H, W) = {self._out}; out_shape {self.requested_out_shape} "
+                "was requested"
+            )
+        self.hidden, self.num_layers, self.motion = hidden, num_layers, motion
+        self.cells = nn.ModuleList(
+            SpatioTemporalLSTMCell(c if i == 0 else hidden, hidden, (h, w), filter_size, layer_norm, forget_bias)
+            for i in range(num_layers)
+        )
+        self.motion_grus = nn.ModuleList(
+            MotionGRU(neighbourhood, alpha=alpha, in_shape=self._out) for _ in range(num_layers - 1)
+        ) if motion else nn.ModuleList()
+
+    def output_shape(self) -> tuple[int, ...]:
+        return self._out
+
+    def initial_state(
+        self, batch: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> dict[str, Any]:
+        """Zero hidden states and memories (and MotionGRU states) for ``batch`` sequences."""
+        def zeros() -> Tensor:
+            return torch.zeros(batch, *self._out, device=device, dtype=dtype)
+
+        return {
+            "h": [zeros() for _ in range(self.num_layers)],
+            "c": [zeros() for _ in range(self.num_layers)],
+            "m": zeros(),
+            "motion": [g.initial_state(batch, device, dtype) for g in self.motion_grus],
+        }
+
+    def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+        """One step: frame ``(B, C, H, W)`` and state in, top hidden state and new state out."""
+        if x.dim() != 4:
+            raise ShapeError(f"PredRNN: step input must be (batch, C, H, W), got {tuple(x.shape)}")
+        check_event(self, x, self.in_shape)
+        hs, cs, m, motion = [], [], state["m"], []
+        inputs, highway = x, None
+        for i, cell in enumerate(self.cells):
+            h, c, m = cell(inputs, state["h"][i], state["c"][i], m, highway)
+            hs.append(h)
+            cs.append(c)
+            inputs = h
+            if self.motion and i < self.num_layers - 1:
+                inputs, gru_state = self.motion_grus[i].step(h, state["motion"][i])
+                motion.append(gru_state)
+                highway = h
+        return hs[-1], {"h": hs, "c": cs, "m": m, "motion": motion}
+
+    def forward(self, inputs: Tensor, state: dict[str, Any] | None = None) -> Tensor:
+        """Top hidden states ``(B, T, hidden, H, W)`` for frames ``(B, T, C, H, W)`` (causal)."""
+        if inputs.dim() != 5:
+            raise ShapeError(f"PredRNN: inputs must be (batch, time, C, H, W), got {tuple(inputs.shape)}")
+        check_event(self, inputs, self.in_shape, "inputs")
+        if state is None:
+            state = self.initial_state(inputs.shape[0], inputs.device, inputs.dtype)
+        outputs = []
+        for x in inputs.unbind(1):
+            out, state = self.step(x, state)
+            outputs.append(out)
+        return torch.stack(outputs, 1)

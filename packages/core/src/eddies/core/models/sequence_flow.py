@@ -1,0 +1,237 @@
+"""Model kind ``sequence_flow``: a per-step flow under an autoregressive conditional prior.
+
+FRMDN (frmdn.txt section 4, eqs. 10-13): a target sequence ``y_1..T`` (each step of event
+shape ``S``) given a condition ``x`` has the density
+
+    log p(y | x) = Σ_t [ log p_prior(f(y_t) | c_t) + log |det ∂f/∂y_t| ],
+    c_t = conditioner([x ; y_{t-1}], c_{t-1}),   y_0 = a learned start vector,
+
+so ``c_t`` depends on ``y_<t`` and ``x`` only (eq. 10, with the change of variables of eq. 11;
+eq. 12 is its negative sum over a data set). The flow ``f`` is shared by every step; with
+``flow_context: true`` its conditional layers (e.g. ``cond_affine_coupling``) also receive
+``c_t`` (frmdn.txt figure 6, "the RNN outputs the parameters of a NF"). The prior owns the head from ``c_t`` to its parameters (for FRMDN the
+``gmm_lowrank`` mixture with precisions ``D_k + U_k U_k^T``, eq. 13). Without a flow
+(``flow: null``) ``f`` is the identity and the model is an RMDN (frmdn.txt section 3.1, eq. 1).
+
+Training scores all steps at once (teacher forcing: the conditioner runs over the shifted
+sequence ``[y_0, y_1, ..., y_{T-1}]``); sampling runs step by step (frmdn.txt algorithm 1,
+"generating"): ``c_t`` from the conditioner's ``step``, ``z_t ~ p_prior(· | c_t)``,
+``y_t = f^{-1}(z_t)``, and ``y_t`` is fed back.
+
+Runtime argument ``data`` (the task's :class:`~eddies.core.task.DataSpec`): the target's shape
+is ``(T, *S)``; the condition (if any) is a vector of any shape, flattened and given to every
+step. The conditioner must be a sequence conditioner (``forward`` over ``(B, T, F)``,
+``initial_state`` and ``step``), built with ``in_shape = (|x| + |S|,)``.
+
+Example (an RMDN over 4 steps of 3 values, conditioned on a 2-vector)::
+
+    >>> import torch
+    >>> from eddies.core import DataSpec, build
+    >>> data = DataSpec(shapes={"y": (4, 3), "x": (2,)})
+    >>> model = build({"type": "sequence_flow", "conditioner": {"type": "lstm", "hidden_size": 8},
+    ...                "prior": {"type": "gmm_lowrank", "components": 2, "rank": 1}},
+    ...               "models", data=data)
+    >>> batch = {"y": torch.randn(5, 4, 3), "x": torch.randn(5, 2)}
+    >>> model.log_prob(batch).shape, model.sample(batch).shape
+    (torch.Size([5]), torch.Size([5, 4, 3]))
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from eddies.core.errors import RecipeError, ShapeError
+from eddies.core.model import Model
+from eddies.core.registry import ComponentConfig, register
+from eddies.core.spec import Spec, SpecOf
+from eddies.core.task import DataSpec
+from einops import rearrange
+from pydantic import Field
+from torch import Tensor, nn
+
+
+class SequenceFlowConfig(ComponentConfig):
+    conditioner: SpecOf("conditioners") = Field(
+        description="sequence conditioner over [x ; y_{t-1}] (lstm, gru): gives c_t"
+    )
+    prior: SpecOf("priors") = Field(description="per-step prior p(z_t | c_t), e.g. gmm_lowrank")
+    flow: SpecOf("flows") | None = Field(None, description="per-step flow f; null = identity (RMDN)")
+    flow_context: bool = Field(False, description="give c_t to the flow too (frmdn.txt figure 6)")
+
+
+@register(
+    "models", "sequence_flow", version=1, config=SequenceFlowConfig,
+    summary="Per-step flow under an autoregressive conditional prior (FRMDN; RMDN without a flow).",
+)
+class SequenceFlow(Model):
+    """``log p(y | x) = Σ_t log p(f(y_t) | c_t) + log|det ∂f/∂y_t|``; see the module docstring."""
+
+    def __init__(
+        self,
+        conditioner: Spec,
+        prior: Spec,
+        flow: Spec | None = None,
+        flow_context: bool = False,
+        *,
+        data: DataSpec,
+    ):
+        super().__init__(data)
+        target = tuple(data.target_shape)
+        if len(target) < 2:
+            raise ShapeError(
+                f"sequence_flow: the target {data.target!r} must have shape (T, *step_shape), got {target}"
+            )
+        self.steps, self.step_shape = target[0], target[1:]
+        self.step_size = math.prod(self.step_shape)
+        condition = data.condition_shape
+        self.condition_size = 0 if condition is None else math.prod(condition)
+        in_shape = (self.condition_size + self.step_size,)
+        try:
+            self.conditioner = conditioner.build(in_shape=in_shape, out_shape=None)
+        except ShapeError as err:
+            raise RecipeError(
+                f"sequence_flow builds its conditioner with in_shape={in_shape} ([x ; y_(t-1)] per "
+                f"step) and no out_shape, as a sequence conditioner (lstm, gru) needs; "
+                f"{conditioner.name!r} refused: {err}", "model.conditioner",
+            ) from None
+        for method in ("initial_state", "step"):
+            if not callable(getattr(self.conditioner, method, None)):
+                raise RecipeError(
+                    f"{conditioner.name!r} is not a sequence conditioner (it has no {method}()); "
+                    "sequence_flow needs one such as lstm or gru", "model.conditioner",
+                )
+        context = self.conditioner.output_shape()
+        if not isinstance(context, tuple):
+            raise RecipeError(
+                f"{conditioner.name!r} states output {context!r}; sequence_flow needs one tensor shape",
+                "model.conditioner",
+            )
+        self.prior = prior.build(shape=self.step_shape, context_shape=context)
+        self.flow = None if flow is None else flow.build(
+            shape=self.step_shape, context_shape=context if flow_context else None
+        )
+        if flow_context and (self.flow is None or self.flow.context_shape is None):
+            raise RecipeError(
+                "flow_context is true, but the flow takes no context; use conditional layers "
+                "such as cond_affine_coupling", "model.flow",
+            )
+        if self.flow is not None and tuple(self.flow.out_shape) != self.step_shape:
+            raise ShapeError(
+                f"sequence_flow: the flow must keep the step shape {self.step_shape}, "
+                f"but {flow.name!r} outputs {tuple(self.flow.out_shape)}"
+            )
+        self.flow_context = flow_context
+        self.start = nn.Parameter(torch.zeros(self.step_size))  # y_0, the first step's input
+
+    # helpers ------------------------------------------------------------------------------
+    def _condition(self, batch: dict[str, Tensor], size: int | None) -> Tensor | None:
+        """The flattened condition ``(B, |x|)`` (checked), or ``None`` for unconditional data."""
+        if self.data.condition is None:
+            return None
+        if self.data.condition not in batch:
+            raise ShapeError(f"sequence_flow: the batch has no condition {self.data.condition!r}")
+        x = batch[self.data.condition]
+        want = tuple(self.data.condition_shape)
+        if tuple(x.shape[1:]) != want or (size is not None and x.shape[0] != size):
+            raise ShapeError(
+                f"sequence_flow: condition {self.data.condition!r} must have shape "
+                f"({size if size is not None else 'batch'}, {', '.join(map(str, want))}), got {tuple(x.shape)}"
+            )
+        return x.reshape(x.shape[0], -1)
+
+    def _inputs(self, condition: Tensor | None, previous: Tensor) -> Tensor:
+        """Conditioner input ``[x ; y_{t-1}]`` along the last axis (x broadcast over steps)."""
+        if condition is None:
+            return previous
+        if previous.dim() == 3:
+            condition = condition.unsqueeze(1).expand(-1, previous.shape[1], -1)
+        return torch.cat([condition, previous], dim=-1)
+
+    def _flow_forward(self, y: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
+        if self.flow is None:
+            return y, y.new_zeros(y.shape[0])
+        return self.flow(y, context if self.flow_context else None)
+
+    def _flow_inverse(self, z: Tensor, context: Tensor) -> Tensor:
+        if self.flow is None:
+            return z
+        return self.flow.inverse(z, context if self.flow_context else None)[0]
+
+    # density ------------------------------------------------------------------------------
+    def log_prob_terms(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """``(log p_prior(f(y_t) | c_t), log|det ∂f/∂y_t|)``, each of shape (B, T)."""
+        y = batch[self.data.target]
+        if tuple(y.shape[1:]) != (self.steps, *self.step_shape):
+            raise ShapeError(
+                f"sequence_flow: target {self.data.target!r} must have shape "
+                f"(batch, {', '.join(map(str, (self.steps, *self.step_shape)))}), got {tuple(y.shape)}"
+            )
+        b = y.shape[0]
+        condition = self._condition(batch, b)
+        flat = y.reshape(b, self.steps, self.step_size)
+        previous = torch.cat([self.start.to(y.dtype).expand(b, 1, -1), flat[:, :-1]], dim=1)
+        context = self.conditioner(self._inputs(condition, previous))  # (B, T, *C): c_t sees y_<t
+        steps = rearrange(y, "b t ... -> (b t) ...")
+        contexts = rearrange(context, "b t ... -> (b t) ...")
+        z, logdet = self._flow_forward(steps, contexts)
+        prior = self.prior.log_prob(z, contexts)
+        return prior.view(b, self.steps), logdet.view(b, self.steps)
+
+    def log_prob_steps(self, batch: dict[str, Tensor]) -> Tensor:
+        """``log p(y_t | y_<t, x)`` of shape (B, T)."""
+        prior, logdet = self.log_prob_terms(batch)
+        return prior + logdet
+
+    def log_prob(self, batch: dict[str, Tensor]) -> Tensor:
+        """``log p(y | x)`` of shape (B,)."""
+        return self.log_prob_steps(batch).sum(dim=1)
+
+    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Mean NLL per sequence (``loss``), plus the flow's mean log-determinant for monitoring."""
+        prior, logdet = self.log_prob_terms(batch)
+        nll = -(prior + logdet).sum(dim=1)
+        return {"loss": nll.mean(), "nll": nll.detach().mean(), "flow_logdet": logdet.detach().sum(1).mean()}
+
+    # generation ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(
+        self, batch: dict[str, Tensor], temperature: float = 1.0, prefix: int = 0, n: int | None = None
+    ) -> Tensor:
+        """Draw ``(B, T, *S)`` step by step, conditioned on ``batch``'s condition.
+
+        ``prefix`` keeps the first ``prefix`` steps of ``batch``'s target and continues them
+        (forecasting); ``n`` is the number of sequences when the data has no condition.
+        """
+        if not 0 <= prefix <= self.steps:
+            raise ValueError(f"sequence_flow.sample: prefix must lie in 0..{self.steps}, got {prefix}")
+        condition = self._condition(batch, None)
+        size = condition.shape[0] if condition is not None else n
+        if size is None:
+            raise ValueError("sequence_flow.sample: unconditional data needs the number of sequences n")
+        known = batch[self.data.target][:, :prefix] if prefix else None
+        if known is not None and known.shape[0] != size:
+            raise ShapeError(f"sequence_flow.sample: target batch {known.shape[0]} != condition batch {size}")
+        reference = self.start
+        state = self.conditioner.initial_state(size, reference.device, reference.dtype)
+        previous = reference.expand(size, -1)
+        out = []
+        for t in range(self.steps):
+            context, state = self.conditioner.step(self._inputs(condition, previous), state)
+            if t < prefix:
+                y_t = known[:, t].to(reference.dtype)
+            else:
+                z = self.prior.sample(context=context, temperature=temperature)
+                y_t = self._flow_inverse(z, context)
+            out.append(y_t)
+            previous = y_t.reshape(size, self.step_size)
+        return torch.stack(out, dim=1)
+
+    @torch.no_grad()
+    def predict(self, batch: dict[str, Tensor], samples: int = 1, temperature: float = 1.0, **options: Any) -> Tensor:
+        """Mean of ``samples`` draws of :meth:`sample` (``temperature=0``: the per-step modes)."""
+        if samples < 1:
+            raise ValueError(f"sequence_flow.predict: samples must be >= 1, got {samples}")
+        draws = [self.sample(batch, temperature=temperature, **options) for _ in range(samples)]
+        return torch.stack(draws).mean(dim=0)

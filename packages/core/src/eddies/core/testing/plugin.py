@@ -1,0 +1,31 @@
+"""pytest plugin of the conformance kit (entry point ``pytest11``: ``eddies-conformance``).
+
+Any test function with a ``bijection_case`` argument is parametrised over every registered
+bijection's examples (restricted with ``--eddies-flows=name,name``)::
+
+    def test_conformance(bijection_case):
+        bijection_case.check()
+
+The plugin imports torch and eddies only when such a test is collected, and needs Hypothesis
+only at run time (without it, the kit checks a few fixed seeds).
+"""
+
+from __future__ import annotations
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption(
+        "--eddies-flows", default=None,
+        help="comma-separated flow names for tests taking bijection_case (default: every registered flow)",
+    )
+
+
+def pytest_generate_tests(metafunc) -> None:
+    if "bijection_case" not in metafunc.fixturenames:
+        return
+    from eddies.core.testing.cases import bijection_cases
+
+    option = metafunc.config.getoption("--eddies-flows")
+    names = [n.strip() for n in option.split(",") if n.strip()] if option else None
+    cases = bijection_cases(names)
+    metafunc.parametrize("bijection_case", cases, ids=[c.id for c in cases])

