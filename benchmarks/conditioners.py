@@ -16,6 +16,7 @@ import statistics
 import time
 
 import torch
+
 from eddies.conditioners import LMConv, MotionFlowConditioner
 
 
@@ -62,7 +63,7 @@ def main() -> None:
     shape = dict(in_shape=(c, s, s), out_shape=(c, s, s))
     print(f"{'ordering':<14}{'backend':<15}{'patterns':>9}{'conv2d s':>10}{'lmconv s':>10}{'ratio':>7}")
     for curve in ["raster", "column_major", "s_curve", "hilbert"]:
-        for backend in ["auto", "unfold"]:
+        for backend in ["auto", "gather"]:
             net = LMConv(ordering=curve, kernel_size=k, backend=backend, **shape)
             conv = torch.nn.Conv2d(c, c, k, padding=k // 2)
             t = race({"conv": conv, "lmconv": net}, x, args.repeats)

@@ -27,6 +27,7 @@ import statistics
 import time
 
 import torch
+
 from eddies.core import build
 
 GLOW = {"batch": 64, "shape": (3, 32, 32), "K": 8, "L": 3, "hidden": 128}

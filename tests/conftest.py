@@ -10,10 +10,23 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
+import pytest  # noqa: E402
 import torch  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-torch.set_num_threads(2)
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread per test, restored afterwards.
+
+    The suite's tensors are tiny: thread hand-off dominates, and on a shared 2-core machine two
+    threads made single operations up to 30x slower. Tests that train set ``train.threads``
+    themselves; subprocesses choose their own.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 # Property tests draw few, small examples by default; `HYPOTHESIS_PROFILE=thorough` draws more.
 settings.register_profile(

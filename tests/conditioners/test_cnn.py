@@ -1,9 +1,10 @@
 import pytest
 import torch
-from eddies.conditioners import CGlowFeatureNet, CGlowVectorNet, ConvStack, resize_conv
-from eddies.core import RecipeError, ShapeError, validate_spec
 from hypothesis import given
 from hypothesis import strategies as st
+
+from eddies.conditioners import CGlowFeatureNet, CGlowVectorNet, ConvStack, resize_conv
+from eddies.core import RecipeError, ShapeError, validate_spec
 
 
 def test_glow_coupling_net_defaults():

@@ -4,10 +4,11 @@ import json
 
 import pytest
 import torch
-from eddies.core import CONDITIONERS, build, validate_spec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load, save
+
+from eddies.core import CONDITIONERS, build, validate_spec
 
 CASES = [
     pytest.param(entry, i, id=f"{entry.name}-{i}")

@@ -6,8 +6,9 @@ import pkgutil
 import re
 from pathlib import Path
 
-import eddies.conditioners
 import pytest
+
+import eddies.conditioners
 
 MODULES = sorted(m.name for m in pkgutil.iter_modules(eddies.conditioners.__path__, "eddies.conditioners."))
 

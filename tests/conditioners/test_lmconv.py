@@ -1,10 +1,11 @@
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
 from eddies.conditioners import LMConv, Ordering, ordering_ranks
 from eddies.conditioners.lmconv import lmconv_masks
 from eddies.core import RecipeError, ShapeError, validate_spec
-from hypothesis import given
-from hypothesis import strategies as st
 
 CURVES = ["raster", "column_major", "s_curve", "hilbert"]
 orderings = st.builds(
@@ -34,9 +35,8 @@ def _dependencies(net, shape):
     return jac.abs().sum(dim=(0, 3, 4)).reshape(h * w, h * w) != 0
 
 
-@pytest.mark.filterwarnings("ignore:There is a performance drop:UserWarning")  # functorch + unfold
 @given(ordering=orderings, h=st.integers(1, 5), w=st.integers(1, 5), k=st.sampled_from([1, 3, 5]),
-       d=st.integers(1, 3), mask_type=st.sampled_from("AB"), backend=st.sampled_from(["unfold", "patterns"]))
+       d=st.integers(1, 3), mask_type=st.sampled_from("AB"), backend=st.sampled_from(["gather", "patterns"]))
 def test_jacobian_follows_the_ordering_and_the_dilation(ordering, h, w, k, d, mask_type, backend):
     net = LMConv(ordering=ordering, kernel_size=k, dilation=d, mask_type=mask_type, backend=backend,
                  in_shape=(2, h, w), out_shape=(2, h, w)).double()
@@ -49,7 +49,7 @@ def test_jacobian_follows_the_ordering_and_the_dilation(ordering, h, w, k, d, ma
 def test_backends_agree(ordering, h, w, k, d, mask_type, bias):
     kwargs = dict(ordering=ordering, kernel_size=k, dilation=d, mask_type=mask_type, bias=bias,
                   in_shape=(3, h, w), out_shape=(2, h, w))
-    a = LMConv(backend="unfold", **kwargs).double()
+    a = LMConv(backend="gather", **kwargs).double()
     b = LMConv(backend="patterns", **kwargs).double()
     b.load_state_dict(a.state_dict())
     x = torch.randn(2, 3, h, w, dtype=torch.float64)
@@ -67,7 +67,7 @@ def test_full_mask_is_a_plain_convolution():
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no GPU"))])
 def test_devices_and_dtypes(device, dtype):
-    for backend in ["unfold", "patterns"]:
+    for backend in ["gather", "patterns"]:
         net = LMConv(ordering="hilbert", backend=backend, in_shape=(2, 4, 4)).to(device, dtype)
         y = net(torch.randn(3, 2, 4, 4, device=device, dtype=dtype))
         assert y.dtype == dtype and y.device.type == device
@@ -83,7 +83,7 @@ def test_masks_are_cached_and_not_saved():
 
 def test_raster_has_a_single_interior_pattern_so_auto_picks_patterns():
     assert LMConv(in_shape=(1, 8, 8)).backend == "patterns"
-    assert LMConv(ordering="hilbert", in_shape=(1, 8, 8)).backend == "unfold"
+    assert LMConv(ordering="hilbert", in_shape=(1, 8, 8)).backend == "gather"
     assert len(lmconv_masks(("raster", False, False, False), 16, 16, 3, 1, "B").patterns) == 1
 
 

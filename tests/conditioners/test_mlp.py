@@ -1,9 +1,10 @@
 import pytest
 import torch
-from eddies.conditioners import MLP
-from eddies.core import RecipeError, ShapeError, build, validate_spec
 from hypothesis import given
 from hypothesis import strategies as st
+
+from eddies.conditioners import MLP
+from eddies.core import RecipeError, ShapeError, build, validate_spec
 
 
 def _manual(net: MLP, x, act, out_act, residual=False):

@@ -1,10 +1,11 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from eddies.conditioners import PONO, MotionFlowConditioner, Ordering, ordering_ranks
-from eddies.core import ShapeError
 from hypothesis import given
 from hypothesis import strategies as st
+
+from eddies.conditioners import PONO, MotionFlowConditioner, Ordering, ordering_ranks
+from eddies.core import ShapeError
 
 
 def _layer_norm_over_channels(x, eps):
@@ -38,7 +39,6 @@ def test_table1_layers_and_mocap_shape():
     assert cond(torch.randn(2, 3, 25, 24)).shape == (2, 3, 25, 24)
 
 
-@pytest.mark.filterwarnings("ignore:There is a performance drop:UserWarning")  # functorch + unfold
 def test_arns_are_autoregressive_and_u_sees_only_earlier_inputs():
     h, w = 4, 3
     cond = MotionFlowConditioner(channels=[3, 3], in_shape=(2, h, w)).double()

@@ -1,10 +1,11 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from eddies.conditioners import MotionGRU, PredRNN, SpatioTemporalLSTMCell, neighbourhood_warp
-from eddies.core import ShapeError
 from hypothesis import given
 from hypothesis import strategies as st
+
+from eddies.conditioners import MotionGRU, PredRNN, SpatioTemporalLSTMCell, neighbourhood_warp
+from eddies.core import ShapeError
 
 
 def _reference_warp(h, a, b, k):

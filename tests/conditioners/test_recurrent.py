@@ -1,8 +1,9 @@
 import pytest
 import torch
-from eddies.core import RecipeError, ShapeError, build, validate_spec
 from hypothesis import given
 from hypothesis import strategies as st
+
+from eddies.core import RecipeError, ShapeError, build, validate_spec
 
 
 def _make(name, f, h, layers):

@@ -4,9 +4,11 @@ import subprocess
 import sys
 import textwrap
 
-import eddies.flows  # noqa: F401 (registers the layers the one-line test below checks)
 import pytest
 import torch
+from torch import nn
+
+import eddies.flows  # noqa: F401 (registers the layers the one-line test below checks)
 from eddies.core import FLOWS, Bijection, ComponentConfig, register, sum_except_batch
 from eddies.core.testing import (
     ConformanceError,
@@ -14,7 +16,6 @@ from eddies.core.testing import (
     check_bijection_conformance,
     conformance_test,
 )
-from torch import nn
 
 VECTOR = [{"config": {}, "shape": (3,), "context_shape": None}]
 

@@ -60,10 +60,3 @@ def scoped():
         task = get_registry("tasks").get("synthetic_regression")
         register("tasks", "missing_data", config=task.config, summary="Missing raw data (tests).")(MissingTask)
         yield
-
-
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)

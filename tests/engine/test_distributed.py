@@ -22,7 +22,7 @@ import safetensors.torch
 import torch
 from accelerate import debug_launcher
 from accelerate.state import AcceleratorState
-from conftest import tiny_recipe
+from tests.engine.conftest import tiny_recipe
 from eddies.core import get_registry, register
 from eddies.engine import Trainer, read_checkpoint
 from eddies.engine.synthetic import GaussianRegression

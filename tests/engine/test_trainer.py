@@ -6,7 +6,7 @@ import math
 import pytest
 import safetensors.torch
 import torch
-from conftest import tiny_recipe
+from tests.engine.conftest import tiny_recipe
 from eddies.core import CheckpointError, DataError, NonFiniteLossError, RecipeError
 from eddies.engine import MetricsLog, Trainer
 

@@ -2,9 +2,10 @@
 
 import pytest
 import torch
+from torch.distributions import Normal
+
 from eddies.core import DataSpec, ShapeError, build
 from eddies.core.testing import perturb
-from torch.distributions import Normal
 
 STEP = {"type": "glow_step", "actnorm": {"type": "cond_actnorm", "net": {"type": "mlp", "hidden": [8]}},
         "coupling": {"type": "cond_affine_coupling", "net": {"type": "mlp", "hidden": [8]}}}

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from eddies.core import FLOWS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"

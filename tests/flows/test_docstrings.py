@@ -4,8 +4,9 @@ import doctest
 import importlib
 import pkgutil
 
-import eddies.flows
 import pytest
+
+import eddies.flows
 
 MODULES = [
     "eddies.flows",

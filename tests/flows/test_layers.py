@@ -4,12 +4,13 @@ import math
 
 import pytest
 import torch
-from eddies.core import InputOutsideDomain, RecipeError, ShapeError, build, validate_spec
-from eddies.core.testing import perturb
-from eddies.flows.chain import run_forward
 from safetensors.torch import load_file, save_file
 from torch.distributions import Normal
 from torch.func import jacrev
+
+from eddies.core import InputOutsideDomain, RecipeError, ShapeError, build, validate_spec
+from eddies.core.testing import perturb
+from eddies.flows.chain import run_forward
 
 
 @pytest.fixture(autouse=True)

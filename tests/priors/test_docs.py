@@ -8,9 +8,10 @@ import pkgutil
 import re
 from pathlib import Path
 
-import eddies.priors
 import pytest
 import torch
+
+import eddies.priors
 
 MODULES = sorted(m.name for m in pkgutil.iter_modules(eddies.priors.__path__, "eddies.priors."))
 DOC = Path(__file__).resolve().parents[2] / "docs" / "priors.md"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from eddies.core import ShapeError, build
 from torch.distributions import Independent, Normal
+
+from eddies.core import ShapeError, build
 
 D64 = torch.float64
 
@@ -98,3 +99,10 @@ def test_errors_name_the_problem():
         prior("diag_gaussian", (2,)).log_prob(torch.zeros(4, 2, dtype=D64), torch.zeros(4, 3, dtype=D64))
     with pytest.raises(ShapeError, match=r"context must have shape \(\*batch, 3\)"):
         prior("diag_gaussian", (2,), (3,)).log_prob(torch.zeros(4, 2, dtype=D64), torch.zeros(4, 5, dtype=D64))
+
+
+def test_a_head_without_a_context_is_an_error():
+    with pytest.raises(ShapeError, match="head .* was given but the prior was built without a context"):
+        prior("diag_gaussian", (2,), head={"type": "mlp"})
+    with pytest.raises(ShapeError, match="without a context"):
+        prior("gmm_lowrank", (2,), head={"type": "mlp"})

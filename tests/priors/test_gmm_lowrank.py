@@ -6,11 +6,12 @@ import math
 
 import pytest
 import torch
-from eddies.core import RecipeError, ShapeError, build, validate_spec
-from eddies.priors import LowRankPrecisionMixture
 from hypothesis import given
 from hypothesis import strategies as st
 from torch.distributions import Categorical, Independent, MixtureSameFamily, MultivariateNormal, Normal
+
+from eddies.core import RecipeError, ShapeError, build, validate_spec
+from eddies.priors import LowRankPrecisionMixture
 
 D64 = torch.float64
 

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import math
 
-from eddies.conditioners.activations import ActivationName, make_activation
-from eddies.conditioners.shapes import check_event
-from eddies.core import ComponentConfig, Conditioner, ShapeError, register
 from einops import pack, unpack
 from pydantic import Field
 from torch import Tensor, nn
+
+from eddies.conditioners.activations import ActivationName, make_activation
+from eddies.conditioners.shapes import check_event
+from eddies.core import ComponentConfig, Conditioner, ShapeError, register
 
 
 def resize_conv(
@@ -135,9 +136,8 @@ class CGlowVectorNet(Conditioner):
 
     def forward(self, x: Tensor) -> Tensor:
         check_event(self, x, self.in_shape)
-        flat, packed = pack([x], "* c h w")
-        y = self.last(self.body(flat)).reshape(-1, *self.requested_out_shape)
-        return unpack(y, packed, "* " + " ".join(f"d{i}" for i in range(y.dim() - 1)))[0]
+        y = self.last(self.body(x.reshape(-1, *self.in_shape)))
+        return y.reshape(*x.shape[:-3], *self.requested_out_shape)
 
 
 class CGlowFeatureConfig(ComponentConfig):

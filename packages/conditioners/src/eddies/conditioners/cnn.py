@@ -17,13 +17,14 @@ Leading axes beyond one batch axis are flattened and restored, so ``(B, T, C, H,
 from __future__ import annotations
 
 import torch
+from einops import pack, unpack
+from pydantic import Field, model_validator
+from torch import Tensor, nn
+
 from eddies.conditioners.activations import ActivationName, make_activation
 from eddies.conditioners.normalization import NormName, make_norm
 from eddies.conditioners.shapes import check_event
 from eddies.core import ComponentConfig, Conditioner, ShapeError, register
-from einops import pack, unpack
-from pydantic import Field, model_validator
-from torch import Tensor, nn
 
 
 class ConvStackConfig(ComponentConfig):

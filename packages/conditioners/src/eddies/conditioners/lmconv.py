@@ -13,15 +13,18 @@ after the inputs it depends on.
 
 Two exact evaluations, chosen by ``backend``:
 
-- ``unfold``: the standard one: unfold the input into ``(H * W, C * k * k)`` columns (a
-  strided view of the padded input, so the masking writes the only copy), multiply by the
-  per-location mask, contract with the weights in one matmul.
+- ``gather`` (any ordering): the masked im2col in one gather. The input, channels last and
+  with one extra zero row, is indexed by a precomputed ``(H * W * k * k)`` index that points
+  every (location, tap) pair at its input position, or at the zero row when the mask or the
+  image border excludes it; one matmul with the weights follows. This is the standard
+  "unfold, mask, matmul" with the unfolding and the masking fused (and its backward a single
+  ``index_add``).
 - ``patterns``: most positions share one of a few masks (raster and column orders have a
   single interior mask). For the ``P`` distinct masks, one convolution with the ``P`` masked
   kernels stacked as ``P * O`` output channels, then a gather of each position's own
   ``O`` channels. Exact as well, because entries of a mask that fall outside the image read the
   zero padding, so a border position can share any mask that agrees with it inside the image.
-  ``auto`` uses ``patterns`` when ``P <= max_patterns``.
+  ``auto`` uses ``patterns`` when ``P <= max_patterns``, else ``gather``.
 
 The masks are non-persistent buffers computed once per (ordering, size, kernel, dilation,
 type) and cached.
@@ -43,20 +46,21 @@ from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from eddies.conditioners.orderings import Ordering, ordering_ranks
-from eddies.conditioners.shapes import check_event
-from eddies.core import ComponentConfig, Conditioner, ShapeError, register
 from einops import pack, rearrange, unpack
 from pydantic import Field, field_validator
 from torch import Tensor, nn
+
+from eddies.conditioners.orderings import Ordering, ordering_ranks
+from eddies.conditioners.shapes import check_event
+from eddies.core import ComponentConfig, Conditioner, ShapeError, register
 
 MaskType = Literal["A", "B"]
 
 
 class LMConvMasks(NamedTuple):
-    """Masks of one layer: per location, and grouped into distinct patterns."""
+    """Masks of one layer: as a gather index, and grouped into distinct patterns."""
 
-    mask: Tensor  # (k*k, H*W), 1 where input j may feed output i
+    gather_index: Tensor  # (H*W*k*k,), input position of each (location, tap), H*W if masked
     patterns: Tensor  # (P, k*k), the distinct masks (entries outside the image free)
     pattern_index: Tensor  # (H*W,), which pattern each location uses
 
@@ -72,14 +76,20 @@ def lmconv_masks(
         Ordering(curve=curve, transpose=transpose, flip_rows=flip_rows, flip_cols=flip_cols), h, w
     )
     pad = dilation * (kernel_size // 2)
-    padded = F.pad(ranks.double()[None, None], (pad,) * 4, value=-1.0)
-    neighbours = F.unfold(padded, kernel_size, dilation=dilation)[0].long()  # (k*k, H*W)
+
+    def neighbourhoods(grid: Tensor) -> Tensor:  # (k*k, H*W) values of each location's window
+        padded = F.pad(grid.double()[None, None], (pad,) * 4, value=-1.0)
+        return F.unfold(padded, kernel_size, dilation=dilation)[0].long()
+
+    neighbours = neighbourhoods(ranks)
+    positions = neighbourhoods(torch.arange(h * w).view(h, w))
     centre = ranks.reshape(1, -1)
     inside = neighbours >= 0
     earlier = neighbours < centre if mask_type == "A" else neighbours <= centre
     mask = inside & earlier
+    gather_index = torch.where(mask, positions, h * w).T.reshape(-1)
     patterns, index = _group_patterns(mask, inside)
-    return LMConvMasks(mask.float(), patterns.float(), index)
+    return LMConvMasks(gather_index, patterns.float(), index)
 
 
 def _group_patterns(mask: Tensor, inside: Tensor) -> tuple[Tensor, Tensor]:
@@ -110,7 +120,7 @@ class LMConvConfig(ComponentConfig):
     dilation: int = Field(default=1, ge=1)
     mask_type: MaskType = Field(default="B", description="A: strictly earlier; B: also itself")
     bias: bool = True
-    backend: Literal["auto", "unfold", "patterns"] = "auto"
+    backend: Literal["auto", "gather", "patterns"] = "auto"
     max_patterns: int = Field(default=2, ge=1, description="auto: patterns backend up to this many")
 
     @field_validator("kernel_size")
@@ -128,7 +138,7 @@ class LMConvConfig(ComponentConfig):
         {"config": {"ordering": "hilbert", "mask_type": "A"}, "in_shape": (2, 4, 4),
          "out_shape": (3, 4, 4), "batch": (2,)},
         {"config": {"ordering": {"curve": "s_curve", "transpose": True}, "dilation": 2,
-                    "backend": "unfold"},
+                    "backend": "gather"},
          "in_shape": (1, 5, 3), "out_shape": None, "batch": (2, 2)},
     ],
 )
@@ -165,14 +175,11 @@ class LMConv(Conditioner):
         conv = nn.Conv2d(c, self._out[0], kernel_size, bias=bias)
         self.weight, self.bias = conv.weight, conv.bias
         masks = lmconv_masks(self.ordering.key(), h, w, kernel_size, dilation, mask_type)
-        self.register_buffer(
-            "mask_hw", rearrange(masks.mask, "(i j) (h w) -> h w 1 i j", i=kernel_size, h=h),
-            persistent=False,
-        )
+        self.register_buffer("gather_index", masks.gather_index, persistent=False)
         self.register_buffer("patterns", masks.patterns, persistent=False)
         self.register_buffer("pattern_index", masks.pattern_index, persistent=False)
         if backend == "auto":
-            backend = "patterns" if len(masks.patterns) <= max_patterns else "unfold"
+            backend = "patterns" if len(masks.patterns) <= max_patterns else "gather"
         self.backend = backend
 
     def output_shape(self) -> tuple[int, ...]:
@@ -186,17 +193,15 @@ class LMConv(Conditioner):
     def forward(self, x: Tensor) -> Tensor:
         check_event(self, x, self.in_shape)
         flat, packed = pack([x], "* c h w")
-        y = self._unfold(flat) if self.backend == "unfold" else self._patterns(flat)
+        y = self._gather(flat) if self.backend == "gather" else self._patterns(flat)
         return unpack(y.reshape(-1, *self._out), packed, "* c h w")[0]
 
-    def _unfold(self, x: Tensor) -> Tensor:
-        k, d, (_, h, w) = self.kernel_size, self.dilation, self._out
-        span = d * (k - 1) + 1
-        padded = F.pad(x, (self.padding,) * 4)
-        windows = padded.unfold(2, span, 1).unfold(3, span, 1)[..., ::d, ::d]  # a view
-        cols = rearrange(windows, "b c h w i j -> b h w c i j") * self.mask_hw
-        y = F.linear(rearrange(cols, "b h w c i j -> (b h w) (c i j)"), self.weight.flatten(1), self.bias)
-        return rearrange(y, "(b l) o -> b o l", l=h * w)
+    def _gather(self, x: Tensor) -> Tensor:
+        rows = F.pad(rearrange(x, "b c h w -> b (h w) c"), (0, 0, 0, 1))  # + a zero row
+        cols = rows.index_select(1, self.gather_index)  # (B, H*W*k*k, C), masked
+        weight = rearrange(self.weight, "o c i j -> o (i j c)")
+        y = F.linear(cols.view(-1, weight.shape[1]), weight, self.bias)
+        return rearrange(y, "(b l) o -> b o l", b=x.shape[0])
 
     def _patterns(self, x: Tensor) -> Tensor:
         k, p, o = self.kernel_size, len(self.patterns), self._out[0]

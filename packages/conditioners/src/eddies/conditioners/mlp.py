@@ -10,11 +10,12 @@ first layer and a Tanh for the last", and for ``t`` the same without the last ac
 
 from __future__ import annotations
 
+from pydantic import Field
+from torch import Tensor, nn
+
 from eddies.conditioners.activations import ActivationName, make_activation
 from eddies.conditioners.shapes import check_event
 from eddies.core import ComponentConfig, Conditioner, ShapeError, register
-from pydantic import Field
-from torch import Tensor, nn
 
 
 class MLPConfig(ComponentConfig):

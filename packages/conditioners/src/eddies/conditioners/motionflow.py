@@ -43,14 +43,15 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+from pydantic import Field
+from torch import Tensor, nn
+
 from eddies.conditioners.activations import ActivationName, make_activation
 from eddies.conditioners.lmconv import LMConv
 from eddies.conditioners.orderings import Ordering
 from eddies.conditioners.pono import pono
 from eddies.conditioners.shapes import check_event
 from eddies.core import ComponentConfig, Conditioner, ShapeError, register
-from pydantic import Field
-from torch import Tensor, nn
 
 
 class _PONO(nn.Module):

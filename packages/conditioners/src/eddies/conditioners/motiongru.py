@@ -35,11 +35,12 @@ Example::
 from __future__ import annotations
 
 import torch
-from eddies.conditioners.shapes import check_event
-from eddies.core import ComponentConfig, Conditioner, ShapeError, register
 from einops import rearrange
 from pydantic import Field
 from torch import Tensor, nn
+
+from eddies.conditioners.shapes import check_event
+from eddies.core import ComponentConfig, Conditioner, ShapeError, register
 
 
 def neighbourhood_warp(h: Tensor, offsets: Tensor, k: int) -> Tensor:

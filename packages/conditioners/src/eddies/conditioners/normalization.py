@@ -36,7 +36,7 @@ class ActNormFeatures(nn.Module):
     @torch.no_grad()
     def _initialize(self, x: Tensor) -> None:
         mean = x.mean(dim=(0, 2, 3), keepdim=True)
-        std = x.std(dim=(0, 2, 3), keepdim=True, unbiased=False)
+        std = x.std(dim=(0, 2, 3), keepdim=True, correction=0)
         self.bias.copy_(-mean)
         self.logs.copy_(-torch.log(std + self.eps))
         self.initialized.fill_(True)

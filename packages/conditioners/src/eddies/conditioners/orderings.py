@@ -28,9 +28,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from eddies.core import ComponentConfig
 from pydantic import model_validator
 from torch import Tensor
+
+from eddies.core import ComponentConfig
 
 CurveName = Literal["raster", "column_major", "s_curve", "hilbert"]
 

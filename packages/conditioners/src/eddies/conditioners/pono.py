@@ -10,23 +10,24 @@ Example::
 
     >>> import torch
     >>> y = PONO(in_shape=(4, 2, 3))(torch.randn(5, 4, 2, 3) * 3 + 1)
-    >>> bool(y.mean(dim=1).abs().max() < 1e-5), bool((y.var(dim=1, unbiased=False) - 1).abs().max() < 1e-3)
+    >>> bool(y.mean(dim=1).abs().max() < 1e-5), bool((y.var(dim=1, correction=0) - 1).abs().max() < 1e-3)
     (True, True)
 """
 
 from __future__ import annotations
 
 import torch
-from eddies.conditioners.shapes import check_event
-from eddies.core import ComponentConfig, Conditioner, ShapeError, register
 from pydantic import Field
 from torch import Tensor
+
+from eddies.conditioners.shapes import check_event
+from eddies.core import ComponentConfig, Conditioner, ShapeError, register
 
 
 def pono(x: Tensor, eps: float = 1e-5, dim: int = -3) -> Tensor:
     """Normalise ``x`` across the channel axis ``dim`` at every position (no parameters)."""
     mean = x.mean(dim=dim, keepdim=True)
-    var = x.var(dim=dim, keepdim=True, unbiased=False)
+    var = x.var(dim=dim, keepdim=True, correction=0)
     return (x - mean) * torch.rsqrt(var + eps)
 
 

@@ -33,11 +33,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from pydantic import Field
+from torch import Tensor, nn
+
 from eddies.conditioners.motiongru import MotionGRU
 from eddies.conditioners.shapes import check_event
 from eddies.core import ComponentConfig, Conditioner, ShapeError, register
-from pydantic import Field
-from torch import Tensor, nn
 
 
 class SpatioTemporalLSTMCell(nn.Module):

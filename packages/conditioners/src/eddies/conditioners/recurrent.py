@@ -21,10 +21,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from eddies.conditioners.shapes import check_event
-from eddies.core import ComponentConfig, Conditioner, ShapeError, register
 from pydantic import Field, model_validator
 from torch import Tensor, nn
+
+from eddies.conditioners.shapes import check_event
+from eddies.core import ComponentConfig, Conditioner, ShapeError, register
 
 
 class RecurrentConfig(ComponentConfig):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from eddies.core import ShapeError
 from torch import Tensor
+
+from eddies.core import ShapeError
 
 
 def check_event(owner: object, x: Tensor, event: tuple[int, ...], what: str = "input") -> None:
@@ -15,10 +16,3 @@ def check_event(owner: object, x: Tensor, event: tuple[int, ...], what: str = "i
             f"{', '.join(map(str, event))}), got {tuple(x.shape)}"
         )
 
-
-def check_out_shape(owner: object, requested: tuple[int, ...] | None, allowed_rank: int) -> None:
-    """Raise :class:`ShapeError` if a requested ``out_shape`` has the wrong number of axes."""
-    if requested is not None and len(requested) != allowed_rank:
-        raise ShapeError(
-            f"{type(owner).__name__}: out_shape must have {allowed_rank} axes, got {requested}"
-        )

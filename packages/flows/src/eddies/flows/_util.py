@@ -16,8 +16,9 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from eddies.core import ShapeError, Spec, validate_spec
 from torch import Tensor
+
+from eddies.core import ShapeError, Spec, validate_spec
 
 ScaleName = Literal["exp_clamp", "sigmoid", "exp"]
 

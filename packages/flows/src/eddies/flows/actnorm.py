@@ -19,6 +19,9 @@ Works on images ``(C, H, W)`` and vectors ``(D,)``.
 from __future__ import annotations
 
 import torch
+from pydantic import Field
+from torch import Tensor, nn
+
 from eddies.core import Bijection, ComponentConfig, ShapeError, Spec, SpecOf, register
 from eddies.flows._util import (
     ScaleName,
@@ -29,8 +32,6 @@ from eddies.flows._util import (
     per_channel,
     pixels,
 )
-from pydantic import Field
-from torch import Tensor, nn
 
 
 class ActNormConfig(ComponentConfig):

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from eddies.core import Bijection, ComponentConfig, Spec, SpecOf, register
 from pydantic import Field
 from torch import Tensor, nn
+
+from eddies.core import Bijection, ComponentConfig, Spec, SpecOf, register
 
 
 def run_forward(layers: Iterable[Bijection], x: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:

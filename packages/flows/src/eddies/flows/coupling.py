@@ -24,11 +24,12 @@ Additive coupling (NICE): ``u2 = v2 + b2``, ``log|det| = 0``.
 from __future__ import annotations
 
 import torch
+from pydantic import Field, model_validator
+from torch import Tensor
+
 from eddies.core import Bijection, ComponentConfig, ShapeError, Spec, SpecOf, register, sum_except_batch
 from eddies.flows._util import ScaleName, build_net, default_net, identity_start, log_scale
 from eddies.flows.partition import MaskName, Partition
-from pydantic import Field, model_validator
-from torch import Tensor
 
 
 class AdditiveCouplingConfig(ComponentConfig):

@@ -23,9 +23,10 @@ import math
 
 import torch
 import torch.nn.functional as F
-from eddies.core import Bijection, ComponentConfig, InputOutsideDomain, register, sum_except_batch
 from pydantic import Field
 from torch import Tensor, nn
+
+from eddies.core import Bijection, ComponentConfig, InputOutsideDomain, register, sum_except_batch
 
 
 @register(

@@ -35,11 +35,12 @@ from __future__ import annotations
 import math
 
 import torch
+from pydantic import Field
+from torch import Tensor, nn
+
 from eddies.core import Bijection, ComponentConfig, ShapeError, Spec, SpecOf, register
 from eddies.flows.chain import Chain, build_sequence, run_forward, run_inverse
 from eddies.flows.squeeze import Squeeze
-from pydantic import Field
-from torch import Tensor, nn
 
 _SMALL_CNN = {"type": "cnn", "channels": [4], "kernel_sizes": [3, 3], "norm": "none"}
 

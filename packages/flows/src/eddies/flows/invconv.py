@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from eddies.core import Bijection, ComponentConfig, ShapeError, Spec, SpecOf, register
-from eddies.flows._util import build_net, default_context_net, identity_start, pixels
 from pydantic import Field
 from torch import Tensor, nn
+
+from eddies.core import Bijection, ComponentConfig, ShapeError, Spec, SpecOf, register
+from eddies.flows._util import build_net, default_context_net, identity_start, pixels
 
 
 def apply_matrix(w: Tensor, x: Tensor) -> Tensor:

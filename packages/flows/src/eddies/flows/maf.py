@@ -24,10 +24,11 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from eddies.core import Bijection, ComponentConfig, ShapeError, register, sum_except_batch
-from eddies.flows._util import ScaleName, log_scale
 from pydantic import Field
 from torch import Tensor, nn
+
+from eddies.core import Bijection, ComponentConfig, ShapeError, register, sum_except_batch
+from eddies.flows._util import ScaleName, log_scale
 
 
 class MaskedLinear(nn.Linear):

@@ -23,8 +23,9 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from eddies.core import ShapeError
 from torch import Tensor, nn
+
+from eddies.core import ShapeError
 
 MaskName = Literal["half", "alternate", "checkerboard"]
 

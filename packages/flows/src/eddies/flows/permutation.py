@@ -14,9 +14,10 @@ saved and loaded). Both have ``log|det| = 0``. Example::
 from __future__ import annotations
 
 import torch
-from eddies.core import Bijection, ComponentConfig, register, zeros_logdet
 from pydantic import Field
 from torch import Tensor
+
+from eddies.core import Bijection, ComponentConfig, register, zeros_logdet
 
 
 class Reordering(Bijection):

@@ -25,10 +25,11 @@ channels the mean, odd ones the log-std. Example::
 from __future__ import annotations
 
 import torch
-from eddies.core import ComponentConfig, Spec, SpecOf, register, validate_spec
-from eddies.flows.coupling import Coupling
 from pydantic import Field
 from torch import Tensor
+
+from eddies.core import ComponentConfig, Spec, SpecOf, register, validate_spec
+from eddies.flows.coupling import Coupling
 
 
 class SplitConfig(ComponentConfig):

@@ -11,9 +11,10 @@ of entries, so ``log|det| = 0``. Example::
 
 from __future__ import annotations
 
-from eddies.core import Bijection, ComponentConfig, ShapeError, register, zeros_logdet
 from einops import rearrange
 from torch import Tensor
+
+from eddies.core import Bijection, ComponentConfig, ShapeError, register, zeros_logdet
 
 
 @register(

@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 
 import torch
-from eddies.core import Prior, ShapeError
 from torch import Tensor
+
+from eddies.core import Prior, ShapeError
 
 LOG_2PI = math.log(2 * math.pi)
 

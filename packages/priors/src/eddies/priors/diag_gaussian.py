@@ -5,14 +5,17 @@
 (initialised to N(0, I)). Conditional: the head (:mod:`eddies.priors.head`) maps the context to
 ``(2 * shape[0], *shape[1:])`` raw values, split along the first event axis into ``mu`` and
 ``log sigma`` (channel-stacked, so a convolutional head can produce image-shaped parameters); this
-is the learned conditional prior of c-Glow / MotionFlow style models (motionflow.txt eq. 8 with a
-given context). ``log sigma`` is bounded softly, ``b * tanh(raw / b)`` with ``b =
+is the conditionally factorised Gaussian of motionflow.txt eq. 9 with its parameters produced
+from a given context. ``log sigma`` is bounded softly, ``b * tanh(raw / b)`` with ``b =
 log_scale_bound``, so scales stay in ``[e^-b, e^b]`` without killing gradients.
 """
 
 from __future__ import annotations
 
 import torch
+from pydantic import Field
+from torch import Tensor, nn
+
 from eddies.core import Prior, register
 from eddies.priors.base import (
     batch_shape,
@@ -21,9 +24,7 @@ from eddies.priors.base import (
     diag_normal_log_prob,
     sample_batch,
 )
-from eddies.priors.head import ContextHead, HeadConfig
-from pydantic import Field
-from torch import Tensor, nn
+from eddies.priors.head import ContextHead, HeadConfig, check_head_use
 
 
 class DiagGaussianConfig(HeadConfig):
@@ -67,6 +68,7 @@ class DiagGaussian(Prior):
         context_shape: tuple[int, ...] | None = None,
     ):
         super().__init__(shape, context_shape)
+        check_head_use("DiagGaussian", head, self.context_shape)
         self.log_scale_bound = float(log_scale_bound)
         if self.context_shape is None:
             self.mean = nn.Parameter(torch.zeros(self.shape))

@@ -38,12 +38,13 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from eddies.core import Prior, register
-from eddies.priors.base import LOG_2PI, batch_shape, check_context, check_temperature, sample_batch
-from eddies.priors.head import ContextHead, HeadConfig
 from einops import rearrange
 from pydantic import Field, model_validator
 from torch import Tensor, nn
+
+from eddies.core import Prior, register
+from eddies.priors.base import LOG_2PI, batch_shape, check_context, check_temperature, sample_batch
+from eddies.priors.head import ContextHead, HeadConfig, check_head_use
 
 
 @dataclass
@@ -75,7 +76,11 @@ class LowRankPrecisionMixture:
         quad = (self.diag * delta.square()).sum(-1)
         log_det = self.diag.log().sum(-1)
         if self.rank:
-            proj = (delta.unsqueeze(-2) @ self.factor).squeeze(-2)  # U_k^T delta: (N, K, r)
+            # U_k^T delta (N, K, r); a shared factor makes it K matmuls instead of N * K tiny ones.
+            if self.factor.shape[0] == 1:
+                proj = torch.einsum("nkd,kdr->nkr", delta, self.factor[0])
+            else:
+                proj = torch.einsum("nkd,nkdr->nkr", delta, self.factor)
             quad = quad + proj.square().sum(-1)
             chol = self.capacitance_cholesky(self.factor * self.diag.rsqrt().unsqueeze(-1))
             log_det = log_det + 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
@@ -177,6 +182,7 @@ class GMMLowRankPrecision(Prior):
         context_shape: tuple[int, ...] | None = None,
     ):
         super().__init__(shape, context_shape)
+        check_head_use("GMMLowRankPrecision", head, self.context_shape)
         self.components, self.rank = int(components), int(rank)
         self.dim = math.prod(self.shape)
         self.positivity, self.min_precision, self.clamp = positivity, float(min_precision), clamp

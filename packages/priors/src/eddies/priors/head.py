@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import math
 
-from eddies.core import ComponentConfig, ShapeError, Spec, SpecOf
 from pydantic import Field
 from torch import Tensor, nn
+
+from eddies.core import ComponentConfig, ShapeError, Spec, SpecOf
 
 
 class HeadConfig(ComponentConfig):
@@ -34,6 +35,15 @@ class HeadConfig(ComponentConfig):
         default=None,
         description="conditioner from the context to the raw parameters; None = one linear layer",
     )
+
+
+def check_head_use(owner: str, head: Spec | None, context_shape: tuple[int, ...] | None) -> None:
+    """A ``head`` spec only makes sense for a conditional prior: say so instead of ignoring it."""
+    if head is not None and context_shape is None:
+        raise ShapeError(
+            f"{owner}: a head ({head.name!r}) was given but the prior was built without a context "
+            "(context_shape=None); remove the head or condition the prior"
+        )
 
 
 class ContextHead(nn.Module):

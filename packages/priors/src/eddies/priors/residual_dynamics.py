@@ -34,13 +34,14 @@ import math
 from typing import Literal
 
 import torch
+from einops import rearrange
+from pydantic import Field, model_validator
+from torch import Tensor
+
 from eddies.core import ShapeError, Spec, SpecOf, TemporalPrior, register
 from eddies.priors.base import batch_shape, check_context, check_temperature, diag_normal_log_prob
 from eddies.priors.head import ContextHead, HeadConfig
 from eddies.priors.residual_blocks import CausalResidualStack
-from einops import rearrange
-from pydantic import Field, model_validator
-from torch import Tensor
 
 
 class ResidualDynamicsConfig(HeadConfig):

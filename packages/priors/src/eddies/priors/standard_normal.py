@@ -8,6 +8,8 @@ the mode ``z = 0``.
 from __future__ import annotations
 
 import torch
+from torch import Tensor
+
 from eddies.core import ComponentConfig, Prior, ShapeError, register
 from eddies.priors.base import (
     batch_shape,
@@ -16,7 +18,6 @@ from eddies.priors.base import (
     diag_normal_log_prob,
     sample_batch,
 )
-from torch import Tensor
 
 
 class StandardNormalConfig(ComponentConfig):

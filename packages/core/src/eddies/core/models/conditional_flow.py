@@ -33,13 +33,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+from torch import Tensor
+
 from eddies.core.errors import ShapeError
 from eddies.core.model import Model
 from eddies.core.registry import ComponentConfig, register
 from eddies.core.spec import Spec, SpecOf
 from eddies.core.task import DataSpec
-from pydantic import Field
-from torch import Tensor
 
 
 class ConditionalFlowConfig(ComponentConfig):

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
+
 from eddies.core.errors import ShapeError
 from eddies.core.testing.inputs import draw_inputs
-from torch import Tensor
 
 TOLERANCE = {"rtol": 1e-7, "atol": 1e-8}
 LOGDET_TOLERANCE = {"rtol": 1e-6, "atol": 1e-6}
