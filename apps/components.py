@@ -25,7 +25,7 @@ def list_components(kinds: list[str]) -> str:
             rows.append((kind, e.ref, dist, e.summary))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3] for row in rows
+        "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)) + "  " + row[3] for row in rows
     )
 
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from eddies.core.recipe import load_recipe, split_cli
 from eddies.engine import MetricsLog, Trainer
 from eddies.engine.data import TrainBatchSampler, loader

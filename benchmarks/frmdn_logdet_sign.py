@@ -21,6 +21,7 @@ import sys
 import time
 
 import torch
+
 from eddies.core import load_recipe
 from eddies.core.recipe import split_cli
 from eddies.engine.data import TrainBatchSampler, loader

@@ -25,6 +25,7 @@ import time
 from itertools import islice
 
 import torch
+
 from eddies.core import load_recipe
 from eddies.core.recipe import split_cli
 

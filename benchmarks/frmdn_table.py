@@ -8,8 +8,9 @@ the paper's numbers, and writes both to ``out``/table.json and table.md.
 
     python benchmarks/frmdn_table.py steps=300 jobs=2 threads=1     # the table in docs/frmdn-mnist.md
 
-``jobs`` runs train in parallel (each with ``threads`` torch threads); every other ``key=value``
-with a dot is passed on to every training run as a recipe override.
+``jobs`` runs train in parallel (each with ``threads`` torch threads), rank by rank (``ranks``,
+default 0,1,2,3, in the order given); every ``key=value`` with a dot is passed on to every
+training run as a recipe override.
 """
 
 from __future__ import annotations
@@ -86,11 +87,12 @@ def main(argv: list[str]) -> None:
               "models": models, "overrides": extra, "cpus": os.cpu_count(), "out": str(out)}
     print("configuration:", json.dumps(config), flush=True)
     with ThreadPoolExecutor(jobs) as pool:
-        futures = [pool.submit(one, m, r, steps, threads, out, extra) for m in models for r in ranks]
+        futures = [pool.submit(one, m, r, steps, threads, out, extra) for r in ranks for m in models]
         rows = []
         for future in futures:
             rows.append(future.result())
             print(json.dumps(rows[-1]), flush=True)
+    rows.sort(key=lambda row: (models.index(row["model"]), row["rank"]))
     text = table(rows)
     print(text)
     out.mkdir(parents=True, exist_ok=True)

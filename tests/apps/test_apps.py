@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import safetensors.torch
+
 from eddies.core import DataError, get_registry, register
 from eddies.engine.cli import evaluate_main, run, sample_main, train_main
 from eddies.engine.synthetic import SyntheticRegression

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import torch
+
 from eddies.core import DataError, get_registry, load_recipe, register
 from eddies.core.registry import ComponentConfig
 from eddies.engine.synthetic import GaussianRegression, SyntheticRegression

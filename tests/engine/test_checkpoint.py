@@ -5,11 +5,12 @@ import os
 
 import pytest
 import torch
-from tests.engine.conftest import tiny_recipe
+
 from eddies.core import CheckpointError, get_registry, register
 from eddies.engine import Trainer, find_checkpoint, load_checkpoint, read_checkpoint
 from eddies.engine.checkpoint import prune, save_checkpoint, write_pointer
 from eddies.engine.synthetic import GaussianRegression
+from tests.engine.conftest import tiny_recipe
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,10 @@
 """Deterministic, resumable, process-independent data order."""
 
 import pytest
-from eddies.engine.data import ShardBatchSampler, TrainBatchSampler
 from hypothesis import given
 from hypothesis import strategies as st
+
+from eddies.engine.data import ShardBatchSampler, TrainBatchSampler
 
 
 def _steps(n, batch, epoch, world=1, accum=1, start=0, seed=0):

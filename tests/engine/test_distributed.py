@@ -22,10 +22,11 @@ import safetensors.torch
 import torch
 from accelerate import debug_launcher
 from accelerate.state import AcceleratorState
-from tests.engine.conftest import tiny_recipe
+
 from eddies.core import get_registry, register
 from eddies.engine import Trainer, read_checkpoint
 from eddies.engine.synthetic import GaussianRegression
+from tests.engine.conftest import tiny_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 ATOL = 1e-5  # float32 parameters: two processes vs one, after 12 Adam steps

@@ -6,6 +6,7 @@ import random
 import numpy as np
 import safetensors.torch
 import torch
+
 from eddies.engine.rng import derive_seed, rng_state, seed_everything, set_rng_state
 from eddies.engine.serialization import join_state, split_state
 

@@ -5,9 +5,10 @@ import json
 import pytest
 import safetensors.torch
 import torch
-from eddies.engine.serialization import join_state, split_state
 from hypothesis import given
 from hypothesis import strategies as st
+
+from eddies.engine.serialization import join_state, split_state
 
 
 def _roundtrip(tree, prefix="s"):

@@ -6,9 +6,10 @@ import math
 import pytest
 import safetensors.torch
 import torch
-from tests.engine.conftest import tiny_recipe
+
 from eddies.core import CheckpointError, DataError, NonFiniteLossError, RecipeError
 from eddies.engine import MetricsLog, Trainer
+from tests.engine.conftest import tiny_recipe
 
 
 class Recorder:

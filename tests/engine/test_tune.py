@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+
 from eddies.core import RecipeError, load_recipe
 from eddies.core.recipe import find_recipe, load_yaml, parse_override
 from eddies.engine.sweep import check_space, load_sweep, override, validate_sweep, with_fixed

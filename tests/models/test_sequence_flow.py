@@ -4,10 +4,11 @@ import math
 
 import pytest
 import torch
-from eddies.core import MODELS, DataSpec, RecipeError, ShapeError, build
 from einops import rearrange
 from torch.distributions import Categorical, Independent, MixtureSameFamily, MultivariateNormal, Normal
 from torch.func import jacrev
+
+from eddies.core import MODELS, DataSpec, RecipeError, ShapeError, build
 
 T, S, C = 4, 3, 2  # steps, values per step, condition size
 DATA = DataSpec(shapes={"y": (T, S), "x": (C,)})

@@ -1,4 +1,5 @@
 import numpy as np
+
 from eddies.tasks.counter_noise import counter_uniform
 
 

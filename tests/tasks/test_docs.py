@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from eddies.tasks.mnist_rows import default_source
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "frmdn-mnist.md"

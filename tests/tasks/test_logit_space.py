@@ -1,8 +1,9 @@
 import math
 
 import torch
-from eddies.tasks.logit_space import bits_per_dim, dequantize, from_logit, logit_log_det, to_logit
 from torch.func import jacrev
+
+from eddies.tasks.logit_space import bits_per_dim, dequantize, from_logit, logit_log_det, to_logit
 
 ALPHA = 1e-6
 

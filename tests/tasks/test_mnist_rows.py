@@ -5,12 +5,13 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from eddies.core import TASKS, DataError, build
-from eddies.tasks.logit_space import bits_per_dim, from_logit, to_logit
-from eddies.tasks.mnist_rows import default_source, eight_bit
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
+
+from eddies.core import TASKS, DataError, build
+from eddies.tasks.logit_space import bits_per_dim, from_logit, to_logit
+from eddies.tasks.mnist_rows import default_source, eight_bit
 
 
 def make(tmp_path, source, **cfg):
@@ -62,18 +63,26 @@ def test_prepare_is_idempotent_and_keyed_by_limit(tmp_path, fake_mnist, monkeypa
     assert not list(task.cache_dir().parent.glob(".*partial*"))
 
 
-def test_noise_fixed_for_evaluation_fresh_per_training_epoch(tmp_path, fake_mnist):
-    task = make(tmp_path, fake_mnist[0])
+def test_noise_fixed_for_evaluation_fresh_per_training_epoch_on_request(tmp_path, fake_mnist):
+    task = make(tmp_path, fake_mnist[0], fresh_noise=True)
     train, val = task.dataset("train"), task.dataset("validation")
     first_train, first_val = train[3]["y"], val[3]["y"]
-    assert torch.equal(make(tmp_path, fake_mnist[0]).dataset("train")[3]["y"], first_train)  # reproducible
+    again = make(tmp_path, fake_mnist[0], fresh_noise=True).dataset("train")[3]["y"]
+    assert torch.equal(again, first_train)  # reproducible
     train.set_epoch(1), val.set_epoch(1)
     assert not torch.equal(train[3]["y"], first_train)
     assert torch.equal(val[3]["y"], first_val)
     train.set_epoch(0)
     assert torch.equal(train.__getitems__([5, 3])[1]["y"], first_train)  # independent of the batch
-    other_seed = make(tmp_path, fake_mnist[0], noise_seed=1).dataset("train")
+    other_seed = make(tmp_path, fake_mnist[0], noise_seed=1, fresh_noise=True).dataset("train")
     assert not torch.equal(other_seed[3]["y"], first_train)
+
+
+def test_training_noise_is_drawn_once_by_default_as_in_maf(tmp_path, fake_mnist):
+    train = make(tmp_path, fake_mnist[0]).dataset("train")
+    first = train[3]["y"]
+    train.set_epoch(4)
+    assert torch.equal(train[3]["y"], first)
 
 
 def test_missing_source_says_how_to_install(tmp_path):

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from eddies.core import DataError
 from eddies.tasks.mnist_rows import default_source
 

@@ -5,6 +5,7 @@ import pickle
 
 import numpy as np
 import pytest
+
 from eddies.core import DataError
 from eddies.tasks.numpy_pickle import load_numpy_pickle
 

@@ -8,7 +8,8 @@ optimizer step.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from pydantic import Field

@@ -39,11 +39,12 @@ from typing import Any
 
 import safetensors.torch
 import torch
+from safetensors import SafetensorError
+
 from eddies.core.errors import CheckpointError, EddiesError, RegistryError
 from eddies.core.recipe import Recipe, validate_recipe
 from eddies.core.registry import Entry, get_registry
 from eddies.core.task import Task
-from safetensors import SafetensorError
 
 FORMAT = 1
 FILES = ("model.safetensors", "optimizer.safetensors", "rng.safetensors")

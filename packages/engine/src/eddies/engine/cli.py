@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from eddies.core.errors import EddiesError, RecipeError
 from eddies.core.recipe import Recipe, load_recipe, split_cli
 from eddies.engine.checkpoint import (

@@ -25,8 +25,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
-from eddies.engine.rng import derive_seed
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from eddies.engine.rng import derive_seed
 
 
 class TrainBatchSampler(Sampler[list[int]]):

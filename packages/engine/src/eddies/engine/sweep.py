@@ -56,6 +56,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
 from eddies.core.errors import RecipeError
 from eddies.core.recipe import (
     Recipe,
@@ -66,7 +68,6 @@ from eddies.core.recipe import (
     recipes_dir,
     validate_recipe,
 )
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class _Strict(BaseModel):

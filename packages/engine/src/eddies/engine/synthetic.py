@@ -34,10 +34,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
-from eddies.core import ComponentConfig, DataError, DataSpec, Model, Task, register  # noqa: E402
 from pydantic import Field  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 from torch.utils.data import Dataset  # noqa: E402
+
+from eddies.core import ComponentConfig, DataError, DataSpec, Model, Task, register  # noqa: E402
 
 
 class TensorDictDataset(Dataset):

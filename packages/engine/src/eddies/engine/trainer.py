@@ -40,6 +40,9 @@ import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.state import AcceleratorState, PartialState
 from accelerate.utils import broadcast_object_list, gather_object
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
 from eddies.core.errors import CheckpointError, DataError, NonFiniteLossError, RecipeError
 from eddies.core.recipe import Recipe, TrainConfig
 from eddies.engine.checkpoint import (
@@ -59,8 +62,6 @@ from eddies.engine.data import ShardBatchSampler, TrainBatchSampler, loader
 from eddies.engine.metrics import MetricsLog, plot_curves
 from eddies.engine.rng import derive_seed, rng_state, seed_everything, set_rng_state
 from eddies.engine.serialization import join_state, split_state
-from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 PLOT_INTERVAL = 30.0  # seconds between redrawings of curves.png during a run (always drawn at the end)
 
@@ -311,6 +312,8 @@ class Trainer:
             sampler = TrainBatchSampler(
                 len(self.train_set), self.cfg.batch_size, self.recipe.seed, epoch, start,
                 self.world, self.rank, self.cfg.grad_accum)
+            if hasattr(self.train_set, "set_epoch"):  # per-epoch data (e.g. fresh dequantisation)
+                self.train_set.set_epoch(epoch)
             batches = iter(loader(self.train_set, sampler, self.cfg.num_workers))
             for _ in range(start, self.steps_per_epoch):
                 tick = time.perf_counter()

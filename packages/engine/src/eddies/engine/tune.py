@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from eddies.core.errors import RecipeError
 from eddies.engine.sweep import (
     ASHA,
@@ -133,8 +134,9 @@ def train_trial(config: dict[str, Any], *, recipe_tree: dict[str, Any], source: 
                 experiment: str, threads: int) -> None:
     """One trial: the recipe with ``config`` applied, trained by the engine in this process."""
     import torch
-    from eddies.engine import Trainer
     from ray import tune
+
+    from eddies.engine import Trainer
 
     recipe = apply_config(recipe_tree, config, source)
     if recipe.train.threads is None:

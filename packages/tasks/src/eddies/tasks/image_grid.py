@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from eddies.core import ShapeError
 from einops import rearrange
 from PIL import Image
 from torch import Tensor
+
+from eddies.core import ShapeError
 
 
 def save_grid(images: Tensor, rows: int, path: Path | str, gap: int = 1) -> Path:

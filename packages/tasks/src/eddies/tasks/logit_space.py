@@ -22,9 +22,10 @@ from __future__ import annotations
 import math
 
 import torch
-from eddies.core import sum_except_batch
 from torch import Tensor
 from torch.nn.functional import softplus
+
+from eddies.core import sum_except_batch
 
 LEVELS = 256  # 8-bit data
 

@@ -11,10 +11,12 @@ Follows frmdn.txt section 5.1 (application 3), which copies the MAF/RealNVP conv
   with λ = 1e-6 and dequantisation noise ``u ~ U[0, 1)``; ``x`` (10,) the one-hot label (the
   condition); ``label`` the integer class.
 - **Noise**: ``u`` is a pure function of (``noise_seed``, split, epoch, image index)
-  (:mod:`eddies.tasks.counter_noise`). Validation and test use one fixed draw (as MAF does),
-  so their NLL is comparable across epochs; training draws afresh each epoch once the trainer
-  calls ``dataset.set_epoch(epoch)`` (without that call every epoch reuses epoch 0's draw).
-  A resumed run therefore sees exactly the noise an uninterrupted one would.
+  (:mod:`eddies.tasks.counter_noise`). Validation and test use one fixed draw, so their NLL is
+  comparable across epochs. Training, by default, also keeps one draw per image for the whole
+  run (MAF's fixed dequantisation, the convention of the table-3 comparison); with
+  ``fresh_noise: true`` it draws afresh each epoch (RealNVP's convention), the engine telling
+  the dataset the epoch through ``set_epoch``. Either way a resumed run sees exactly the noise
+  an uninterrupted one would.
 - **Metrics** (:meth:`MNISTRows.evaluate`): ``nll_logit_nats``, the mean negative
   log-likelihood per image in logit space (the MAF paper's tables and frmdn.txt table 3), and
   ``bits_per_dim``, of the 8-bit pixels (the logit's log-determinant and the 1/256 bin width
@@ -46,15 +48,16 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from einops import repeat
+from pydantic import Field
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
 from eddies.core import ComponentConfig, DataError, DataSpec, Task, register
 from eddies.tasks.counter_noise import counter_uniform
 from eddies.tasks.image_grid import save_grid
 from eddies.tasks.logit_space import LEVELS, bits_per_dim, dequantize, from_logit, to_logit
 from eddies.tasks.numpy_pickle import load_numpy_pickle
-from einops import repeat
-from pydantic import Field
-from torch import Tensor, nn
-from torch.utils.data import Dataset
 
 Split = Literal["train", "validation", "test"]
 SPLITS: tuple[str, ...] = ("train", "validation", "test")  # order of the tuples in mnist.pkl.gz
@@ -93,6 +96,9 @@ class MNISTRowsConfig(ComponentConfig):
     )
     alpha: float = Field(1e-6, gt=0, lt=0.5, description="λ of the logit transform")
     noise_seed: int = Field(0, ge=0, description="seed of the dequantisation noise")
+    fresh_noise: bool = Field(
+        False, description="training noise drawn afresh each epoch (RealNVP) instead of once (MAF)"
+    )
 
 
 @register(
@@ -109,8 +115,10 @@ class MNISTRows(Task):
         limit: dict[str, int] | None = None,
         alpha: float = 1e-6,
         noise_seed: int = 0,
+        fresh_noise: bool = False,
     ):
         super().__init__(data_dir)
+        self.fresh_noise = fresh_noise
         self.source = Path(source).expanduser() if source is not None else default_source()
         self.limit = dict(limit or {})
         self.alpha = alpha
@@ -189,7 +197,7 @@ class MNISTRows(Task):
         return MNISTRowsDataset(
             pixels.reshape(-1, SIDE, SIDE), table.column("label").to_numpy(),
             alpha=self.alpha, seed=self.noise_seed,
-            stream=SPLITS.index(split), fresh_each_epoch=split == "train",
+            stream=SPLITS.index(split), fresh_each_epoch=self.fresh_noise and split == "train",
         )
 
     def data_spec(self) -> DataSpec:
@@ -265,7 +273,7 @@ class MNISTRowsDataset(Dataset):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Use the dequantisation noise of ``epoch`` (training split only; others stay fixed)."""
+        """Use the dequantisation noise of ``epoch`` (only when drawn afresh each epoch)."""
         self.epoch = int(epoch)
 
     def __len__(self) -> int:

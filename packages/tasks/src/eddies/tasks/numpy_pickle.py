@@ -23,6 +23,7 @@ import pickle
 from typing import Any, BinaryIO
 
 import numpy as np
+
 from eddies.core import DataError
 
 _RECONSTRUCT = np.ndarray.__reduce__(np.zeros(1))[0]  # numpy's own array reconstructor

@@ -1,6 +1,11 @@
-"""Generic model kinds: conditional_flow, sequence_flow, latent_dynamics_vae, predictor."""
+"""Generic model kinds: ``conditional_flow`` (c-Glow) and ``sequence_flow`` (FRMDN, RMDN).
 
-from eddies.core.models.conditional_flow import ConditionalFlow  # noqa: F401 (registers conditional_flow)
+DESIGN.md also plans ``latent_dynamics_vae`` (SRVP) and ``predictor`` (MotionRNN); their parts
+(``residual_dynamics`` in eddies-priors; ``motiongru``/``predrnn`` in eddies-conditioners)
+exist, the assemblies do not yet.
+"""
+
+from eddies.core.models.conditional_flow import ConditionalFlow
 from eddies.core.models.sequence_flow import SequenceFlow
 
-__all__ = ["SequenceFlow"]
+__all__ = ["ConditionalFlow", "SequenceFlow"]

@@ -42,14 +42,15 @@ import math
 from typing import Any
 
 import torch
+from einops import rearrange
+from pydantic import Field
+from torch import Tensor, nn
+
 from eddies.core.errors import RecipeError, ShapeError
 from eddies.core.model import Model
 from eddies.core.registry import ComponentConfig, register
 from eddies.core.spec import Spec, SpecOf
 from eddies.core.task import DataSpec
-from einops import rearrange
-from pydantic import Field
-from torch import Tensor, nn
 
 
 class SequenceFlowConfig(ComponentConfig):
