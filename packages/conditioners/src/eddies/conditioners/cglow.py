@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from eddies.conditioners.activations import ActivationName, make_activation
 from eddies.conditioners.shapes import check_event
 from eddies.core import ComponentConfig, Conditioner, ShapeError, register
+from eddies.core.init import zero_init_
 
 
 def resize_conv(
@@ -128,8 +129,7 @@ class CGlowVectorNet(Conditioner):
         self.last = nn.Linear(widths[-1], math.prod(self.requested_out_shape))
         self.body = nn.Sequential(*convs, *fcs)
         if zero_init_last:
-            nn.init.zeros_(self.last.weight)
-            nn.init.zeros_(self.last.bias)
+            zero_init_(self.last)
 
     def output_shape(self) -> tuple[int, ...]:
         return self.requested_out_shape
@@ -186,8 +186,7 @@ class CGlowFeatureNet(Conditioner):
             raise ShapeError(f"CGlowFeatureNet: out_shape must be (C', H', W'), got {self._out}")
         last = nn.Conv2d(channels, self._out[0], 3, padding=1)
         if zero_init_last:
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
+            zero_init_(last)
         self.net = nn.Sequential(
             nn.Conv2d(c, channels, 3, padding=1),
             make_activation(activation),

@@ -25,6 +25,7 @@ from eddies.conditioners.activations import ActivationName, make_activation
 from eddies.conditioners.normalization import NormName, make_norm
 from eddies.conditioners.shapes import check_event
 from eddies.core import ComponentConfig, Conditioner, ShapeError, register
+from eddies.core.init import zero_init_
 
 
 class ConvStackConfig(ComponentConfig):
@@ -105,8 +106,7 @@ class ConvStack(Conditioner):
         self.last = nn.Conv2d(widths[-1], self._out[0], k, padding=k // 2)
         self.logscale_factor = logscale_factor if zero_init_last else 0.0
         if zero_init_last:
-            nn.init.zeros_(self.last.weight)
-            nn.init.zeros_(self.last.bias)
+            zero_init_(self.last)
         if self.logscale_factor:
             self.logs = nn.Parameter(torch.zeros(1, self._out[0], 1, 1))
 

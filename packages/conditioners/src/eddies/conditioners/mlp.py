@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from eddies.conditioners.activations import ActivationName, make_activation
 from eddies.conditioners.shapes import check_event
 from eddies.core import ComponentConfig, Conditioner, ShapeError, register
+from eddies.core.init import zero_init_
 
 
 class MLPConfig(ComponentConfig):
@@ -85,8 +86,7 @@ class MLP(Conditioner):
         self.last = nn.Linear(widths[-1], self.requested_out_shape[0])
         self.output_activation = make_activation(output_activation)
         if zero_init_last:
-            nn.init.zeros_(self.last.weight)
-            nn.init.zeros_(self.last.bias)
+            zero_init_(self.last)
 
     def output_shape(self) -> tuple[int, ...]:
         return self.requested_out_shape

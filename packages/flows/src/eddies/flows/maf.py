@@ -28,6 +28,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from eddies.core import Bijection, ComponentConfig, ShapeError, register, sum_except_batch
+from eddies.core.init import zero_init_
 from eddies.flows._util import ScaleName, log_scale
 
 
@@ -56,8 +57,7 @@ class MADE(nn.Module):
         )
         last_in = degrees[-1]
         self.last = MaskedLinear((order.repeat(2)[:, None] > last_in[None, :]).float())
-        nn.init.zeros_(self.last.weight)
-        nn.init.zeros_(self.last.bias)
+        zero_init_(self.last)
         first = hidden[0] if hidden else 2 * d
         self.context = None if context_features is None else nn.Linear(context_features, first)
         self.activation = {"relu": nn.ReLU, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU}[activation]()

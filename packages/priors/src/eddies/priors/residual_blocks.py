@@ -27,6 +27,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from eddies.core.init import zero_init_
+
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
@@ -53,9 +55,7 @@ def _gaussian_init(conv: nn.Module) -> nn.Module:
 
 
 def _zero_init(conv: nn.Module) -> nn.Module:
-    inner = conv.conv if isinstance(conv, CausalConv) else conv
-    nn.init.zeros_(inner.weight)
-    nn.init.zeros_(inner.bias)
+    zero_init_(conv.conv if isinstance(conv, CausalConv) else conv)
     return conv
 
 
