@@ -4,8 +4,9 @@ import json
 import random
 
 import numpy as np
-import safetensors.torch
 import torch
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import save as safetensors_save
 
 from eddies.engine.rng import derive_seed, rng_state, seed_everything, set_rng_state
 from eddies.engine.serialization import join_state, split_state
@@ -21,7 +22,7 @@ def test_state_restored_through_safetensors_and_json_repeats_every_generator():
     skeleton, tensors = split_state(rng_state(), "rng")
     first = _draws()
     skeleton = json.loads(json.dumps(skeleton))
-    tensors = safetensors.torch.load(safetensors.torch.save(tensors))
+    tensors = safetensors_load(safetensors_save(tensors))
     _draws()
     set_rng_state(join_state(skeleton, tensors))
     assert _draws() == first

@@ -3,10 +3,11 @@
 import json
 
 import pytest
-import safetensors.torch
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import save as safetensors_save
 
 from eddies.engine.serialization import join_state, split_state
 
@@ -14,7 +15,7 @@ from eddies.engine.serialization import join_state, split_state
 def _roundtrip(tree, prefix="s"):
     skeleton, tensors = split_state(tree, prefix)
     skeleton = json.loads(json.dumps(skeleton))  # what state.json stores
-    tensors = safetensors.torch.load(safetensors.torch.save(tensors))
+    tensors = safetensors_load(safetensors_save(tensors))
     return join_state(skeleton, tensors)
 
 

@@ -37,9 +37,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import safetensors.torch
 import torch
 from safetensors import SafetensorError
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import save as safetensors_save
 
 from eddies.core.errors import CheckpointError, EddiesError, RegistryError
 from eddies.core.recipe import Recipe, validate_recipe
@@ -107,7 +108,7 @@ def save_checkpoint(
     tmp.mkdir()
     hashes = {}
     for filename, tensors in zip(FILES, (model, optimizer, rng), strict=True):
-        data = safetensors.torch.save(
+        data = safetensors_save(
             {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata={"format": "pt"}
         )
         _write_bytes(tmp / filename, data)
@@ -215,7 +216,7 @@ def read_checkpoint(path: Path | str) -> Checkpoint:
                 "in state.json (truncated or modified after it was written)"
             )
         try:
-            tensors.append(safetensors.torch.load(data))
+            tensors.append(safetensors_load(data))
         except SafetensorError as err:
             raise CheckpointError(f"checkpoint file {file} cannot be read: {err}") from None
     return Checkpoint(path, state, *tensors)

@@ -1,7 +1,7 @@
 """Read pickled numpy arrays with an unpickler that admits only numpy's array types.
 
-Classic data files (such as ``mnist.pkl.gz``) are pickles of tuples of numpy arrays. A bare
-``pickle.load`` would run whatever callable the file names; :func:`load_numpy_pickle` resolves
+Classic data files (such as ``mnist.pkl.gz``) are pickles of tuples of numpy arrays. An unrestricted
+unpickler would run whatever callable the file names; :func:`load_numpy_pickle` resolves
 only the globals an array pickle needs (``ndarray``, ``dtype``, numpy's array reconstructor
 under its numpy 1 and numpy 2 module names, and ``codecs.encode``, a pure text codec with which
 protocol-2 pickles written by Python 3 store bytes) and refuses every other one with a
