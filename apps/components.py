@@ -14,7 +14,6 @@ import json
 import sys
 
 from eddies.core import KINDS, EddiesError, get_registry
-from eddies.core.spec import Spec
 
 
 def list_components(kinds: list[str]) -> str:
@@ -37,13 +36,7 @@ def show_component(ref: str) -> str:
     schema = entry.config.model_json_schema(mode="validation")
     schema["title"] = f"{kind}/{entry.ref}"
     schema["description"] = entry.summary
-    return json.dumps(schema, indent=2, default=_json_default)
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, Spec):
-        return value.to_dict()
-    return str(value)
+    return json.dumps(schema, indent=2)
 
 
 def main(argv: list[str]) -> int:

@@ -179,3 +179,16 @@ def test_split_cli_separates_app_options_from_overrides():
     assert overrides == ["train.epochs=1"]
     with pytest.raises(RecipeError, match="must look like key=value"):
         split_cli(["frmdn_mnist"])
+
+
+def test_overrides_follow_the_kind_the_schema_declares():
+    """A name registered in two kinds: the override walker must use the declared kind's fields."""
+
+    class TwinConfig(ComponentConfig):
+        inner: SpecOf("flows") = {"type": "test_leaf"}
+
+    register("flows", "test_twin")(lambda shape: None)  # no fields at all
+    register("conditioners", "test_twin", config=TwinConfig)(lambda inner, in_shape: None)
+    tree = {**RECIPE, "model": {"type": "test_model", "net": {"type": "test_twin"}}}
+    recipe = load_recipe(tree, ["model.net.inner.hidden=5"])  # `inner` is absent: made from its default
+    assert recipe.model.config.net.config.inner.config.hidden == 5

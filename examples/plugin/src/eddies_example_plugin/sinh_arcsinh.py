@@ -21,6 +21,8 @@ Example::
 
 from __future__ import annotations
 
+import math
+
 import torch
 from pydantic import Field
 from torch import Tensor, nn
@@ -56,19 +58,21 @@ class SinhArcsinh(Bijection):
         self.check(x, self.shape)
         self.check_context(context, x.shape[0])
         inner = self.log_tailweight.exp() * torch.asinh(x) - self.skew
-        logdet = self.log_tailweight + _log_cosh(inner) - 0.5 * torch.log1p(x * x)
-        return torch.sinh(inner), sum_except_batch(logdet)
+        return torch.sinh(inner), self._logdet(x, inner)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check(z, self.shape, "latent")
         self.check_context(context, z.shape[0])
         inner = torch.asinh(z)  # = δ·asinh(x) − ε
         x = torch.sinh((inner + self.skew) / self.log_tailweight.exp())
-        logdet = self.log_tailweight + _log_cosh(inner) - 0.5 * torch.log1p(x * x)
-        return x, -sum_except_batch(logdet)
+        return x, -self._logdet(x, inner)
+
+    def _logdet(self, x: Tensor, inner: Tensor) -> Tensor:
+        """log|dz/dx| = Σ log δ + log cosh(inner) − ½ log(1 + x²), with inner = δ·asinh(x) − ε."""
+        return sum_except_batch(self.log_tailweight + _log_cosh(inner) - 0.5 * torch.log1p(x * x))
 
 
 def _log_cosh(t: Tensor) -> Tensor:
     """log cosh t, stable for large |t|: |t| + log1p(exp(-2|t|)) - log 2."""
     a = t.abs()
-    return a + torch.log1p(torch.exp(-2 * a)) - torch.log(torch.tensor(2.0, dtype=t.dtype, device=t.device))
+    return a + torch.log1p(torch.exp(-2 * a)) - math.log(2.0)

@@ -17,17 +17,18 @@ from __future__ import annotations
 import copy
 import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 
 from eddies.core.errors import RecipeError, RegistryError
-from eddies.core.registry import KINDS, Entry, get_registry
-from eddies.core.spec import Spec, SpecOf, validation_error
+from eddies.core.registry import get_registry
+from eddies.core.spec import Spec, SpecKind, SpecOf, validation_error
 
 RECIPES_ENV = "EDDIES_RECIPES"
 
@@ -164,7 +165,7 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str], source: str | No
         key, value = parse_override(arg)
         parts = key.split(".")
         node: Any = tree
-        schema: type[BaseModel] | None = Recipe
+        schema: Any = Recipe
         for depth, part in enumerate(parts):
             here = ".".join(parts[: depth + 1])
             last = depth == len(parts) - 1
@@ -176,7 +177,7 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str], source: str | No
                     raise RecipeError(f"index {index} out of range (list has {len(node)} items)", here, source)
                 if last:
                     node[index] = value
-                node, schema = node[index], None
+                node, schema = node[index], schema[1] if isinstance(schema, tuple) else None
             elif isinstance(node, dict):
                 fields = _fields_of(node, schema)
                 if last:
@@ -186,8 +187,7 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str], source: str | No
                     if part not in fields:
                         _raise_unknown(part, sorted(set(node) | set(fields)), here, source)
                     node[part] = _default_tree(fields[part])
-                annotation = fields[part].annotation if part in fields else None
-                schema = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+                schema = _schema_of(fields[part].annotation, fields[part].metadata) if part in fields else None
                 node = node[part]
             else:
                 raise RecipeError(
@@ -197,15 +197,32 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str], source: str | No
     return tree
 
 
-def _fields_of(node: Mapping[str, Any], schema: type[BaseModel] | None) -> dict[str, FieldInfo]:
-    """Config fields at a tree node: its pydantic model's, or its component's (via ``type``)."""
-    if schema is not None:
+def _schema_of(annotation: Any, metadata: Sequence[Any] = ()) -> Any:
+    """What a field holds: a pydantic model class, a :class:`SpecKind`, ``("list", item)`` or None."""
+    for mark in metadata:
+        if isinstance(mark, SpecKind):
+            return mark
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _schema_of(args[0], args[1:])
+    if origin in (Union, UnionType):
+        return next((_schema_of(a) for a in args if a is not type(None)), None)
+    if origin is list:
+        return ("list", _schema_of(args[0]))
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _fields_of(node: Mapping[str, Any], schema: Any) -> dict[str, FieldInfo]:
+    """Config fields at a tree node: its pydantic model's, or its component's (kind from the schema)."""
+    if isinstance(schema, type):
         return dict(schema.model_fields)
-    if "type" in node:
-        for kind in KINDS:
-            entry = _lookup(kind, node["type"])
-            if entry is not None:
-                return dict(entry.config.model_fields)
+    if isinstance(schema, SpecKind) and "type" in node:
+        try:
+            return dict(get_registry(schema.kind).get(str(node["type"])).config.model_fields)
+        except RegistryError:
+            return {}  # validation reports the unknown component with suggestions
     return {}
 
 
@@ -225,13 +242,6 @@ def _raise_unknown(part: str, allowed: list[str], here: str, source: str | None)
     close = difflib.get_close_matches(part, allowed, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise RecipeError(f"unknown key {part!r}.{hint} Existing keys: {', '.join(allowed)}", here, source)
-
-
-def _lookup(kind: str, ref: str) -> Entry | None:
-    try:
-        return get_registry(kind).get(str(ref))
-    except RegistryError:
-        return None
 
 
 def validate_recipe(tree: Mapping[str, Any], source: str | None = None) -> Recipe:

@@ -220,15 +220,6 @@ class Registry:
             finally:
                 self._loading = None
 
-    def rediscover(self) -> None:
-        """Forget third-party entries and run discovery again (after installing a plug-in)."""
-        for name in list(self._entries):
-            for version, entry in list(self._entries[name].items()):
-                if _canonical(entry.distribution) not in FIRST_PARTY:
-                    self.unregister(name, version)
-        _entry_point_roots.cache_clear()
-        self._discovered = False
-
 
 def _canonical(dist: str | None) -> str | None:
     return None if dist is None else re.sub(r"[-_.]+", "-", dist).lower()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any
 
@@ -107,11 +108,19 @@ def _validate_nested(value: Any, kind: str) -> Spec:
         ) from None
 
 
+@dataclass(frozen=True)
+class SpecKind:
+    """Annotation metadata naming the kind of spec a config field holds (see :func:`SpecOf`)."""
+
+    kind: str
+
+
 def SpecOf(kind: str) -> Any:  # noqa: N802 (reads as a type in config models)
     """Annotation for a config field holding a nested spec of ``kind`` (validated recursively)."""
     get_registry(kind)  # fail early on a misspelt kind
     return Annotated[
         Spec,
+        SpecKind(kind),
         PlainValidator(partial(_validate_nested, kind=kind)),
         PlainSerializer(lambda spec: spec.to_dict(), when_used="always"),
         WithJsonSchema(

@@ -49,8 +49,6 @@ class DataSpec:
 class Task:
     """Base class of tasks (runtime argument ``data_dir``)."""
 
-    splits: tuple[str, ...] = ("train", "validation", "test")
-
     def __init__(self, data_dir: Path | str | None = None):
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
 
