@@ -36,14 +36,9 @@ def test_declared_output_shape_matches(entry, index, data):
     x = torch.randn(*batch, *ex["in_shape"])
     y = net(x)
     declared = net.output_shape()
-    if isinstance(declared, dict):
-        assert set(y) == set(declared)
-        for key, shape in declared.items():
-            assert y[key].shape == (*batch, *shape), key
-    else:
-        assert y.shape == (*batch, *declared)
-        if ex["out_shape"] is not None:
-            assert tuple(declared) == tuple(ex["out_shape"])
+    assert y.shape == (*batch, *declared)
+    if ex["out_shape"] is not None:
+        assert tuple(declared) == tuple(ex["out_shape"])
 
 
 @pytest.mark.parametrize(("entry", "index"), CASES)

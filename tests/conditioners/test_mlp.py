@@ -63,7 +63,7 @@ def test_last_axis_and_rows_independent(lead, f, g, hidden):
 
 def test_errors_name_the_problem():
     net = MLP(in_shape=(3,), out_shape=(2,))
-    with pytest.raises(ShapeError, match=r"MLP: input must have shape \(batch..., 3\), got \(2, 4\)"):
+    with pytest.raises(ShapeError, match=r"MLP: input must have shape \(\*batch, 3\), got \(2, 4\)"):
         net(torch.randn(2, 4))
     with pytest.raises(ShapeError, match="out_shape must be given"):
         MLP(in_shape=(3,))

@@ -35,7 +35,7 @@ def test_table1_layers_and_mocap_shape():
     convs = [m for m in cond.arn1 if hasattr(m, "mask_type")]
     assert [(m.output_shape()[0], m.mask_type, m.dilation) for m in convs] == [
         (32, "A", 1), (16, "B", 1), (6, "B", 2)]
-    assert [m.in_shape[0] for m in convs][0] == 4  # 3 coordinates + the ones channel
+    assert convs[0].in_shape[0] == 4  # 3 coordinates + the ones channel
     assert cond(torch.randn(2, 3, 25, 24)).shape == (2, 3, 25, 24)
 
 

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from eddies.conditioners import MotionGRU, PredRNN, SpatioTemporalLSTMCell, neighbourhood_warp
-from eddies.core import ShapeError
+from eddies.core import ShapeError, build
 
 
 def _reference_warp(h, a, b, k):
@@ -70,8 +70,6 @@ SEQUENCE = [
 @pytest.mark.parametrize(("name", "config", "in_shape"), SEQUENCE, ids=[f"{s[0]}-{i}" for i, s in enumerate(SEQUENCE)])
 @given(t=st.integers(1, 4), cut=st.integers(0, 3), b=st.integers(1, 2))
 def test_sequence_conditioners_teacher_forcing_equals_steps(name, config, in_shape, t, cut, b):
-    from eddies.core import build
-
     torch.manual_seed(0)
     net = build({"type": name, **config}, "conditioners", in_shape=in_shape, out_shape=None).double()
     x = torch.randn(b, t, *in_shape, dtype=torch.float64)
@@ -127,8 +125,14 @@ def test_predrnn_zigzag_memory_reaches_the_top_within_a_step():
     torch.manual_seed(0)
     rnn = PredRNN(hidden=3, num_layers=2, filter_size=3, in_shape=(1, 3, 3)).double()
     state = rnn.initial_state(1, dtype=torch.float64)
-    out, new = rnn.step(torch.randn(1, 1, 3, 3, dtype=torch.float64), state)
+    memory = state["m"].clone().requires_grad_()  # the top layer's memory from the previous step
+    x = torch.randn(1, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    out, new = rnn.step(x, {**state, "m": memory})
     assert torch.equal(new["h"][-1], out)
+    # zigzag: the previous top memory enters the bottom layer, and the new top memory has seen x
+    bottom_from_memory, = torch.autograd.grad(new["h"][0].sum(), memory, retain_graph=True)
+    top_memory_from_x, = torch.autograd.grad(new["m"].sum(), x)
+    assert bottom_from_memory.abs().sum() > 0 and top_memory_from_x.abs().sum() > 0
     assert not torch.equal(new["m"], state["m"])
     assert len(new["motion"]) == 0
     assert len(PredRNN(hidden=4, num_layers=3, motion=True, in_shape=(1, 2, 2)).motion_grus) == 2

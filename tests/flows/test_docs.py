@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from eddies.core import FLOWS
+from eddies.core.testing import bijection_cases
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -28,5 +29,5 @@ def test_conformance_page_examples_run():
         namespace = {}
         exec(compile(blocks[0], "docs/conformance.md", "exec"), namespace)  # noqa: S102
         exec(compile(blocks[2], "docs/conformance.md", "exec"), namespace)  # noqa: S102
-        assert callable(namespace["check_bijection_conformance"])
+        assert [c.id for c in bijection_cases(["doc_scale"])] == ["flows/doc_scale@1[0]", "flows/doc_scale@1[1]"]
     assert "doc_scale" not in FLOWS

@@ -1,4 +1,4 @@
-"""The runnable examples in the flows modules' docstrings (and the kit's and conditional_flow's)."""
+"""The runnable examples in the flows modules' docstrings (and conditional_flow's)."""
 
 import doctest
 import importlib
@@ -10,8 +10,7 @@ import eddies.flows
 
 MODULES = [
     "eddies.flows",
-    *(f"eddies.flows.{m.name}" for m in pkgutil.iter_modules(eddies.flows.__path__)),
-    "eddies.core.testing",
+    *(f"eddies.flows.{m.name}" for m in pkgutil.iter_modules(eddies.flows.__path__) if not m.name.startswith("_")),
     "eddies.core.models.conditional_flow",
 ]
 
@@ -19,4 +18,4 @@ MODULES = [
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0
+    assert result.attempted > 0 and result.failed == 0

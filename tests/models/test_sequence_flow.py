@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-from einops import rearrange
 from torch.distributions import Categorical, Independent, MixtureSameFamily, MultivariateNormal, Normal
 from torch.func import jacrev
 
@@ -114,6 +113,7 @@ def test_loss_is_the_mean_nll_and_reports_the_flow_log_det():
     m, b = model(1, FLOW), batch()
     out = m.loss(b)
     torch.testing.assert_close(out["loss"], -m.log_prob(b).mean())
+    torch.testing.assert_close(out["nll"], out["loss"].detach())
     torch.testing.assert_close(out["flow_logdet"], m.log_prob_terms(b)[1].sum(1).mean())
     out["loss"].backward()
     grads = [p.grad for p in m.parameters()]
@@ -204,7 +204,9 @@ def test_float32_training_step_reduces_the_loss():
     assert math.isfinite(first)
 
 
-def test_flattened_steps_match_rearrange():
-    # documents the layout: step t of sample i is row i * T + t of the flattened batch
-    y = torch.arange(2 * T * S).reshape(2, T, S)
-    assert torch.equal(rearrange(y, "b t s -> (b t) s")[1 * T + 2], y[1, 2])
+def test_per_step_terms_keep_the_batch_and_step_layout():
+    # step t of sample i is row i * T + t of the flattened batch, and is put back at [i, t]
+    m, b = model(1), batch(3)
+    c = contexts(m, b)
+    expected = torch.stack([reference_mixture(m, c[:, t]).log_prob(b["y"][:, t]) for t in range(T)], dim=1)
+    torch.testing.assert_close(m.log_prob_steps(b), expected)

@@ -84,8 +84,12 @@ def test_diag_gaussian_image_shaped_context_with_a_head_spec():
         pytest.skip("no cnn conditioner registered")
     p = prior("diag_gaussian", (2, 4, 4), context_shape=(3, 4, 4), head={"type": "cnn", "channels": [8], "kernel_sizes": [3, 3]})
     z, c = torch.randn(2, 2, 4, 4, dtype=D64), torch.randn(2, 3, 4, 4, dtype=D64)
-    assert p.log_prob(z, c).shape == (2,)
+    raw = p.head(c)  # (2, 4, 4, 4): mu and raw log sigma stacked along the channels
+    mean, log_scale = raw[:, :2], 5.0 * torch.tanh(raw[:, 2:] / 5.0)
+    ref = Independent(Normal(mean, log_scale.exp()), 3).log_prob(z)
+    torch.testing.assert_close(p.log_prob(z, c), ref)
     assert p.sample(context=c).shape == (2, 2, 4, 4)
+    torch.testing.assert_close(p.sample(context=c, temperature=0.0), mean)
 
 
 def test_errors_name_the_problem():

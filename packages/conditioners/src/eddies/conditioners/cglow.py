@@ -32,9 +32,9 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from eddies.conditioners.activations import ActivationName, make_activation
-from eddies.conditioners.shapes import check_event
 from eddies.core import ComponentConfig, Conditioner, ShapeError, register
 from eddies.core.init import zero_init_
+from eddies.core.shapes import batch_axes
 
 
 def resize_conv(
@@ -135,7 +135,7 @@ class CGlowVectorNet(Conditioner):
         return self.requested_out_shape
 
     def forward(self, x: Tensor) -> Tensor:
-        check_event(self, x, self.in_shape)
+        batch_axes(self, x, self.in_shape)
         y = self.last(self.body(x.reshape(-1, *self.in_shape)))
         return y.reshape(*x.shape[:-3], *self.requested_out_shape)
 
@@ -199,6 +199,6 @@ class CGlowFeatureNet(Conditioner):
         return self._out
 
     def forward(self, x: Tensor) -> Tensor:
-        check_event(self, x, self.in_shape)
+        batch_axes(self, x, self.in_shape)
         flat, packed = pack([x], "* c h w")
         return unpack(self.net(flat), packed, "* c h w")[0]

@@ -23,9 +23,9 @@ from torch import Tensor, nn
 
 from eddies.conditioners.activations import ActivationName, make_activation
 from eddies.conditioners.normalization import NormName, make_norm
-from eddies.conditioners.shapes import check_event
 from eddies.core import ComponentConfig, Conditioner, ShapeError, register
 from eddies.core.init import zero_init_
+from eddies.core.shapes import batch_axes
 
 
 class ConvStackConfig(ComponentConfig):
@@ -114,7 +114,7 @@ class ConvStack(Conditioner):
         return self._out
 
     def forward(self, x: Tensor) -> Tensor:
-        check_event(self, x, self.in_shape)
+        batch_axes(self, x, self.in_shape)
         flat, packed = pack([x], "* c h w")
         y = self.last(self.hidden(flat))
         if self.logscale_factor:

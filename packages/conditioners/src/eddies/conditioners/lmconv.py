@@ -51,8 +51,8 @@ from pydantic import Field, field_validator
 from torch import Tensor, nn
 
 from eddies.conditioners.orderings import Ordering, ordering_ranks
-from eddies.conditioners.shapes import check_event
 from eddies.core import ComponentConfig, Conditioner, ShapeError, register
+from eddies.core.shapes import batch_axes
 
 MaskType = Literal["A", "B"]
 
@@ -191,7 +191,7 @@ class LMConv(Conditioner):
                 f"backend={self.backend}, patterns={len(self.patterns)}")
 
     def forward(self, x: Tensor) -> Tensor:
-        check_event(self, x, self.in_shape)
+        batch_axes(self, x, self.in_shape)
         flat, packed = pack([x], "* c h w")
         y = self._gather(flat) if self.backend == "gather" else self._patterns(flat)
         return unpack(y.reshape(-1, *self._out), packed, "* c h w")[0]

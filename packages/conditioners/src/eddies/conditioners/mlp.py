@@ -14,9 +14,9 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from eddies.conditioners.activations import ActivationName, make_activation
-from eddies.conditioners.shapes import check_event
 from eddies.core import ComponentConfig, Conditioner, ShapeError, register
 from eddies.core.init import zero_init_
+from eddies.core.shapes import batch_axes
 
 
 class MLPConfig(ComponentConfig):
@@ -92,7 +92,7 @@ class MLP(Conditioner):
         return self.requested_out_shape
 
     def forward(self, x: Tensor) -> Tensor:
-        check_event(self, x, self.in_shape)
+        batch_axes(self, x, self.in_shape)
         h = x
         for layer in self.hidden:
             out = layer(h)

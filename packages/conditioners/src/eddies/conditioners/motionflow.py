@@ -49,14 +49,9 @@ from torch import Tensor, nn
 from eddies.conditioners.activations import ActivationName, make_activation
 from eddies.conditioners.lmconv import LMConv
 from eddies.conditioners.orderings import Ordering
-from eddies.conditioners.pono import pono
-from eddies.conditioners.shapes import check_event
+from eddies.conditioners.pono import PONO, pono
 from eddies.core import ComponentConfig, Conditioner, ShapeError, register
-
-
-class _PONO(nn.Module):
-    def forward(self, x: Tensor) -> Tensor:
-        return pono(x)
+from eddies.core.shapes import batch_axes
 
 
 def autoregressive_network(
@@ -75,7 +70,7 @@ def autoregressive_network(
             mask_type="A" if i == 0 else "B", in_shape=(a, h, w), out_shape=(b, h, w),
         ))
         if not last:
-            layers += [_PONO(), make_activation(activation)]
+            layers += [PONO(in_shape=(b, h, w)), make_activation(activation)]
             if i == 0 and dropout:
                 layers.append(nn.Dropout2d(dropout))
     return nn.Sequential(*layers)
@@ -151,7 +146,7 @@ class MotionFlowConditioner(Conditioner):
         return self.in_shape
 
     def forward(self, x: Tensor) -> Tensor:
-        check_event(self, x, self.in_shape)
+        batch_axes(self, x, self.in_shape)
         inputs = torch.cat([x, torch.ones_like(x[..., :1, :, :])], dim=-3) if self.ones_channel else x
         a, b = self.arn1(inputs), self.arn2(inputs)
         if self.merge == "product":

@@ -39,8 +39,9 @@ from einops import rearrange
 from pydantic import Field
 from torch import Tensor, nn
 
-from eddies.conditioners.shapes import check_event
+from eddies.conditioners.recurrent import unroll
 from eddies.core import ComponentConfig, Conditioner, ShapeError, register
+from eddies.core.shapes import batch_axes
 
 
 def neighbourhood_warp(h: Tensor, offsets: Tensor, k: int) -> Tensor:
@@ -145,7 +146,7 @@ class MotionGRU(Conditioner):
         """One step: hidden state ``(B, C, H, W)`` and ``(F', D')`` in; ``X_t`` and new state out."""
         if h.dim() != 4:
             raise ShapeError(f"MotionGRU: step input must be (batch, C, H, W), got {tuple(h.shape)}")
-        check_event(self, h, self.in_shape)
+        batch_axes(self, h, self.in_shape)
         transient, trend = state
         e = self.enc(h)
         update, reset = torch.sigmoid(self.gates(torch.cat([e, transient], 1))).chunk(2, 1)
@@ -163,11 +164,5 @@ class MotionGRU(Conditioner):
         """``X_1..X_T`` for hidden states ``(B, T, C, H, W)`` (causal), from ``state`` or zeros."""
         if inputs.dim() != 5:
             raise ShapeError(f"MotionGRU: inputs must be (batch, time, C, H, W), got {tuple(inputs.shape)}")
-        check_event(self, inputs, self.in_shape, "inputs")
-        if state is None:
-            state = self.initial_state(inputs.shape[0], inputs.device, inputs.dtype)
-        outputs = []
-        for h in inputs.unbind(1):
-            out, state = self.step(h, state)
-            outputs.append(out)
-        return torch.stack(outputs, 1)
+        batch_axes(self, inputs, self.in_shape, "inputs")
+        return unroll(self, inputs, state)

@@ -20,8 +20,8 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from eddies.conditioners.shapes import check_event
 from eddies.core import ComponentConfig, Conditioner, ShapeError, register
+from eddies.core.shapes import batch_axes
 
 
 def pono(x: Tensor, eps: float = 1e-5, dim: int = -3) -> Tensor:
@@ -60,5 +60,5 @@ class PONO(Conditioner):
         return self.in_shape
 
     def forward(self, x: Tensor) -> Tensor:
-        check_event(self, x, self.in_shape)
+        batch_axes(self, x, self.in_shape)
         return pono(x, self.eps)

@@ -37,8 +37,9 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from eddies.conditioners.motiongru import MotionGRU
-from eddies.conditioners.shapes import check_event
+from eddies.conditioners.recurrent import unroll
 from eddies.core import ComponentConfig, Conditioner, ShapeError, register
+from eddies.core.shapes import batch_axes
 
 
 class SpatioTemporalLSTMCell(nn.Module):
@@ -57,7 +58,7 @@ class SpatioTemporalLSTMCell(nn.Module):
         layer_norm: bool = False, forget_bias: float = 1.0,
     ):
         super().__init__()
-        self.hidden, self.forget_bias = hidden, forget_bias
+        self.forget_bias = forget_bias
 
         def conv(a: int, b: int, k: int = filter_size) -> nn.Module:
             layer = nn.Conv2d(a, b, k, padding=k // 2, bias=not layer_norm)
@@ -141,7 +142,7 @@ class PredRNN(Conditioner):
                 f"PredRNN: its output is (hidden, H, W) = {self._out}; out_shape {self.requested_out_shape} "
                 "was requested"
             )
-        self.hidden, self.num_layers, self.motion = hidden, num_layers, motion
+        self.num_layers = num_layers
         self.cells = nn.ModuleList(
             SpatioTemporalLSTMCell(c if i == 0 else hidden, hidden, (h, w), filter_size, layer_norm, forget_bias)
             for i in range(num_layers)
@@ -171,7 +172,7 @@ class PredRNN(Conditioner):
         """One step: frame ``(B, C, H, W)`` and state in, top hidden state and new state out."""
         if x.dim() != 4:
             raise ShapeError(f"PredRNN: step input must be (batch, C, H, W), got {tuple(x.shape)}")
-        check_event(self, x, self.in_shape)
+        batch_axes(self, x, self.in_shape)
         hs, cs, m, motion = [], [], state["m"], []
         inputs, highway = x, None
         for i, cell in enumerate(self.cells):
@@ -179,7 +180,7 @@ class PredRNN(Conditioner):
             hs.append(h)
             cs.append(c)
             inputs = h
-            if self.motion and i < self.num_layers - 1:
+            if i < len(self.motion_grus):  # with motion: a MotionGRU above every layer but the top
                 inputs, gru_state = self.motion_grus[i].step(h, state["motion"][i])
                 motion.append(gru_state)
                 highway = h
@@ -189,11 +190,5 @@ class PredRNN(Conditioner):
         """Top hidden states ``(B, T, hidden, H, W)`` for frames ``(B, T, C, H, W)`` (causal)."""
         if inputs.dim() != 5:
             raise ShapeError(f"PredRNN: inputs must be (batch, time, C, H, W), got {tuple(inputs.shape)}")
-        check_event(self, inputs, self.in_shape, "inputs")
-        if state is None:
-            state = self.initial_state(inputs.shape[0], inputs.device, inputs.dtype)
-        outputs = []
-        for x in inputs.unbind(1):
-            out, state = self.step(x, state)
-            outputs.append(out)
-        return torch.stack(outputs, 1)
+        batch_axes(self, inputs, self.in_shape, "inputs")
+        return unroll(self, inputs, state)

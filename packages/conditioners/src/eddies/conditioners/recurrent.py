@@ -24,8 +24,21 @@ import torch
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from eddies.conditioners.shapes import check_event
 from eddies.core import ComponentConfig, Conditioner, ShapeError, register
+from eddies.core.shapes import batch_axes
+
+
+def unroll(net: Conditioner, inputs: Tensor, state: Any = None) -> Tensor:
+    """Run ``net.step`` over the time axis of ``inputs`` ``(B, T, ...)``, from ``state`` or
+    ``net.initial_state``; the outputs stacked to ``(B, T, ...)``. The teacher-forced ``forward``
+    of the step-by-step sequence conditioners (``motiongru``, ``predrnn``)."""
+    if state is None:
+        state = net.initial_state(inputs.shape[0], inputs.device, inputs.dtype)
+    outputs = []
+    for x in inputs.unbind(1):
+        out, state = net.step(x, state)
+        outputs.append(out)
+    return torch.stack(outputs, 1)
 
 
 class RecurrentConfig(ComponentConfig):
@@ -84,7 +97,7 @@ class _Recurrent(Conditioner):
                 f"{type(self).__name__}: inputs must have shape (batch, time, {self.in_shape[0]}), "
                 f"got {tuple(inputs.shape)}"
             )
-        check_event(self, inputs, self.in_shape, "inputs")
+        batch_axes(self, inputs, self.in_shape, "inputs")
         return self.rnn(inputs, state)
 
     def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:

@@ -1,7 +1,7 @@
 """The conditioner contract: networks from inputs (and history) to context tensors.
 
 A conditioner is an ``nn.Module`` built with runtime argument ``in_shape`` (the event shape of
-its input; for sequence conditioners ``(T, features)`` or ``(features,)`` per step) and, when its
+its input; for sequence conditioners the per-step features ``(F,)``) and, when its
 parent needs a particular output, ``out_shape``. It states :meth:`output_shape` before it runs,
 so parents allocate their own layers from it and shapes are checked early.
 """

@@ -11,7 +11,7 @@ models at build time), and turns a model into metrics (:meth:`Task.evaluate`) an
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,6 @@ class DataSpec:
     shapes: dict[str, tuple[int, ...]]
     target: str = "y"
     condition: str | None = "x"
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def target_shape(self) -> tuple[int, ...]:

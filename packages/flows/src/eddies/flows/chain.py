@@ -22,23 +22,28 @@ from collections.abc import Iterable, Sequence
 from pydantic import Field
 from torch import Tensor, nn
 
-from eddies.core import Bijection, ComponentConfig, Spec, SpecOf, register
+from eddies.core import Bijection, ComponentConfig, Spec, SpecOf, register, zeros_logdet
+
+
+def context_for(layer: Bijection, context: Tensor | None) -> Tensor | None:
+    """The context a composite hands ``layer``: only conditional layers receive one."""
+    return context if layer.context_shape is not None else None
 
 
 def run_forward(layers: Iterable[Bijection], x: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
     """Apply ``layers`` in order, summing log-determinants; context only to conditional layers."""
-    logdet = x.new_zeros(x.shape[0])
+    logdet = zeros_logdet(x)
     for layer in layers:
-        x, ld = layer(x, context if layer.context_shape is not None else None)
+        x, ld = layer(x, context_for(layer, context))
         logdet = logdet + ld
     return x, logdet
 
 
 def run_inverse(layers: Sequence[Bijection], z: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
     """Invert ``layers`` in reverse order, summing the inverse log-determinants."""
-    logdet = z.new_zeros(z.shape[0])
+    logdet = zeros_logdet(z)
     for layer in reversed(layers):
-        z, ld = layer.inverse(z, context if layer.context_shape is not None else None)
+        z, ld = layer.inverse(z, context_for(layer, context))
         logdet = logdet + ld
     return z, logdet
 

@@ -27,7 +27,16 @@ import torch
 from pydantic import Field, model_validator
 from torch import Tensor
 
-from eddies.core import Bijection, ComponentConfig, ShapeError, Spec, SpecOf, register, sum_except_batch
+from eddies.core import (
+    Bijection,
+    ComponentConfig,
+    ShapeError,
+    Spec,
+    SpecOf,
+    register,
+    sum_except_batch,
+    zeros_logdet,
+)
 from eddies.flows._util import ScaleName, build_net, default_net, identity_start, log_scale
 from eddies.flows.partition import MaskName, Partition
 
@@ -113,8 +122,7 @@ class Coupling(Bijection):
         if self.context_shape is not None:
             if context_net is not None:
                 feat = (context_features, *cond[1:])
-                self.context_net = build_net(identity_start(context_net, False), self.context_shape,
-                                             feat, self)
+                self.context_net = build_net(context_net, self.context_shape, feat, self)
             else:
                 feat = self.context_shape
             if tuple(feat[1:]) != tuple(cond[1:]):
@@ -153,7 +161,7 @@ class Coupling(Bijection):
         cond, trans = self.partition.split(x)
         logs, shift = self._scale_shift(cond, context)
         if logs is None:
-            return self.partition.merge(cond, trans + shift), x.new_zeros(x.shape[0])
+            return self.partition.merge(cond, trans + shift), zeros_logdet(x)
         return self.partition.merge(cond, trans * torch.exp(logs) + shift), sum_except_batch(logs)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -162,7 +170,7 @@ class Coupling(Bijection):
         cond, trans = self.partition.split(z)
         logs, shift = self._scale_shift(cond, context)
         if logs is None:
-            return self.partition.merge(cond, trans - shift), z.new_zeros(z.shape[0])
+            return self.partition.merge(cond, trans - shift), zeros_logdet(z)
         return self.partition.merge(cond, (trans - shift) * torch.exp(-logs)), -sum_except_batch(logs)
 
 

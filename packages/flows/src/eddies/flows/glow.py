@@ -38,8 +38,8 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from eddies.core import Bijection, ComponentConfig, ShapeError, Spec, SpecOf, register
-from eddies.flows.chain import Chain, build_sequence, run_forward, run_inverse
+from eddies.core import Bijection, ComponentConfig, ShapeError, Spec, SpecOf, register, zeros_logdet
+from eddies.flows.chain import Chain, build_sequence, context_for, run_forward, run_inverse
 from eddies.flows.squeeze import Squeeze
 
 _SMALL_CNN = {"type": "cnn", "channels": [4], "kernel_sizes": [3, 3], "norm": "none"}
@@ -132,14 +132,14 @@ class MultiScale(Bijection):
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check(x, self.shape)
         self.check_context(context, x.shape[0])
-        logdet = x.new_zeros(x.shape[0])
+        logdet = zeros_logdet(x)
         factored = []
         for level, layers in enumerate(self.levels):
             x, ld = run_forward(layers, x, context)
             logdet = logdet + ld
             if level < len(self.splits):
                 split = self.splits[level]
-                x, ld = split(x, context if split.context_shape is not None else None)
+                x, ld = split(x, context_for(split, context))
                 logdet = logdet + ld
                 kept = split.kept_shape[0]
                 factored.append(x[:, kept:].flatten(1))
@@ -152,13 +152,12 @@ class MultiScale(Bijection):
         sizes = [math.prod(s.shape) - math.prod(s.kept_shape) for s in self.splits]
         parts = list(z.split([*sizes, math.prod(self.final_shape)], dim=1))
         x = parts.pop().reshape(-1, *self.final_shape)
-        logdet = z.new_zeros(z.shape[0])
+        logdet = zeros_logdet(z)
         for level in reversed(range(len(self.levels))):
             if level < len(self.splits):
                 split = self.splits[level]
                 out = parts.pop().reshape(-1, split.shape[0] - split.kept_shape[0], *split.shape[1:])
-                x, ld = split.inverse(torch.cat([x, out], dim=1),
-                                      context if split.context_shape is not None else None)
+                x, ld = split.inverse(torch.cat([x, out], dim=1), context_for(split, context))
                 logdet = logdet + ld
             x, ld = run_inverse(self.levels[level], x, context)
             logdet = logdet + ld

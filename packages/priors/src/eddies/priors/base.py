@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from eddies.core import Prior, ShapeError
+from eddies.core.shapes import batch_axes
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -23,14 +24,8 @@ def _fmt(shape: tuple[int, ...]) -> str:
 
 
 def batch_shape(prior: Prior, z: Tensor, event: tuple[int, ...] | None = None, what: str = "z") -> torch.Size:
-    """The leading batch axes of ``z`` = ``(*batch, *event)``; :class:`ShapeError` otherwise."""
-    event = prior.shape if event is None else tuple(event)
-    n = len(event)
-    if z.dim() <= n or tuple(z.shape[z.dim() - n :]) != event:
-        raise ShapeError(
-            f"{type(prior).__name__}: {what} must have shape (*batch, {_fmt(event)}), got {tuple(z.shape)}"
-        )
-    return z.shape[: z.dim() - n]
+    """The leading batch axes of ``z`` = ``(*batch, *event)`` (event: the prior's by default)."""
+    return batch_axes(prior, z, prior.shape if event is None else tuple(event), what)
 
 
 def check_context(prior: Prior, context: Tensor | None, batch: torch.Size | None) -> None:
@@ -55,8 +50,8 @@ def check_context(prior: Prior, context: Tensor | None, batch: torch.Size | None
 def sample_batch(prior: Prior, n: int | None, context: Tensor | None) -> torch.Size:
     """Batch axes of a draw: the context's leading axes, or ``(n,)`` without a context."""
     name = type(prior).__name__
+    check_context(prior, context, None)
     if prior.context_shape is not None:
-        check_context(prior, context, None)
         batch = batch_shape(prior, context, prior.context_shape, "context")
         if n is not None and (batch.numel() != n):
             raise ShapeError(
@@ -64,7 +59,6 @@ def sample_batch(prior: Prior, n: int | None, context: Tensor | None) -> torch.S
                 f"n={n} does not match the context batch {tuple(batch)} (pass n=None)"
             )
         return batch
-    check_context(prior, context, None)
     if n is None or int(n) < 1:
         raise ShapeError(f"{name}: sample needs the number of samples n >= 1 without a context, got {n}")
     return torch.Size([int(n)])
@@ -76,6 +70,11 @@ def check_temperature(prior: Prior, temperature: float) -> float:
     if not t >= 0.0 or math.isinf(t):
         raise ValueError(f"{type(prior).__name__}: temperature must be finite and >= 0, got {temperature}")
     return t
+
+
+def bounded_log_scale(raw: Tensor, bound: float) -> Tensor:
+    """``b * tanh(raw / b)``: a log-scale softly bounded to ``(-b, b)`` without killing gradients."""
+    return bound * torch.tanh(raw / bound)
 
 
 def diag_normal_log_prob(z: Tensor, mean: Tensor | float, log_scale: Tensor | float, event_dims: int) -> Tensor:

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from eddies.core import Prior, register
 from eddies.priors.base import (
     batch_shape,
+    bounded_log_scale,
     check_context,
     check_temperature,
     diag_normal_log_prob,
@@ -87,8 +88,7 @@ class DiagGaussian(Prior):
             batch = batch_shape(self, context, self.context_shape, "context")
             out = self.head(context.reshape(-1, *self.context_shape))
             mean, raw = out.reshape(*batch, *out.shape[1:]).chunk(2, dim=len(batch))
-        b = self.log_scale_bound
-        return mean, b * torch.tanh(raw / b)
+        return mean, bounded_log_scale(raw, self.log_scale_bound)
 
     def log_prob(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         check_context(self, context, batch_shape(self, z))

@@ -39,7 +39,13 @@ from pydantic import Field, model_validator
 from torch import Tensor
 
 from eddies.core import ShapeError, Spec, SpecOf, TemporalPrior, register
-from eddies.priors.base import batch_shape, check_context, check_temperature, diag_normal_log_prob
+from eddies.priors.base import (
+    batch_shape,
+    bounded_log_scale,
+    check_context,
+    check_temperature,
+    diag_normal_log_prob,
+)
 from eddies.priors.head import ContextHead, HeadConfig
 from eddies.priors.residual_blocks import CausalResidualStack
 
@@ -166,10 +172,6 @@ class ResidualDynamics(TemporalPrior):
         return module
 
     # parameters ---------------------------------------------------------------------------
-    def _log_scale(self, raw: Tensor) -> Tensor:
-        b = self.log_scale_bound
-        return b * torch.tanh(raw / b)
-
     def _latent_parameters(self, prev: Tensor) -> tuple[Tensor, Tensor]:
         """``(mu, log sigma)`` at every position of ``prev`` (B, L, *shape), where position ``t``
         holds ``z_{t-1}``; position ``t`` depends on ``prev[:, :t+1]`` only."""
@@ -182,13 +184,13 @@ class ResidualDynamics(TemporalPrior):
         else:
             raw = rearrange(self.net(rearrange(prev, "b t c ... -> b c t ...")), "b c t ... -> b t c ...")
         delta, raw_scale = raw.chunk(2, dim=2)
-        return prev + delta, self._log_scale(raw_scale)
+        return prev + delta, bounded_log_scale(raw_scale, self.log_scale_bound)
 
     def _state_parameters(self, y: Tensor) -> tuple[Tensor, Tensor]:
         """``(mu, log sigma)`` of ``z`` given states ``y`` (..., S), shaped (..., *shape)."""
         mean, raw_scale = self.head(y.reshape(-1, y.shape[-1])).chunk(2, dim=-1)
-        lead = y.shape[:-1]
-        return mean.reshape(*lead, *self.shape), self._log_scale(raw_scale).reshape(*lead, *self.shape)
+        full = (*y.shape[:-1], *self.shape)
+        return mean.reshape(full), bounded_log_scale(raw_scale, self.log_scale_bound).reshape(full)
 
     def _euler(self, y: Tensor, z_t: Tensor, dt: float) -> list[Tensor]:
         """The ``1/dt`` Euler substeps from ``y`` with ``z_t`` held constant (srvp.txt eq. 2)."""
@@ -272,11 +274,9 @@ class ResidualDynamics(TemporalPrior):
         if history is not None:
             self._check_sequence(history, context)
             sizes["history"] = history.shape[0]
+        check_context(self, context, None)
         if context is not None:
-            check_context(self, context, None)
             sizes["context"] = context.shape[0]
-        elif self.context_shape is not None:
-            check_context(self, context, None)
         if n is not None:
             sizes["n"] = int(n)
         if not sizes or len(set(sizes.values())) != 1:

@@ -203,7 +203,6 @@ class MNISTRows(Task):
     def data_spec(self) -> DataSpec:
         return DataSpec(
             shapes={"y": (SIDE, SIDE), "x": (CLASSES,)}, target="y", condition="x",
-            extras={"alpha": self.alpha, "levels": LEVELS, "classes": CLASSES},
         )
 
     # metrics and pictures -----------------------------------------------------------------

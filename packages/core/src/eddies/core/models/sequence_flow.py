@@ -46,6 +46,7 @@ from einops import rearrange
 from pydantic import Field
 from torch import Tensor, nn
 
+from eddies.core.bijection import zeros_logdet
 from eddies.core.errors import RecipeError, ShapeError
 from eddies.core.model import Model
 from eddies.core.registry import ComponentConfig, register
@@ -152,7 +153,7 @@ class SequenceFlow(Model):
 
     def _flow_forward(self, y: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
         if self.flow is None:
-            return y, y.new_zeros(y.shape[0])
+            return y, zeros_logdet(y)
         return self.flow(y, context if self.flow_context else None)
 
     def _flow_inverse(self, z: Tensor, context: Tensor) -> Tensor:

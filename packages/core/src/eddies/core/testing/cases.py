@@ -69,12 +69,16 @@ def _spec_factory(kind: str, entry: Entry) -> Callable[[Mapping[str, Any]], Call
     return factory
 
 
-def _entry_cases(kind: str, entry: Entry) -> list[Case]:
-    examples = entry.meta.get("examples") or []
-    label = f"{kind}/{entry.ref}"
+def _cases(label: str, examples: list[Mapping[str, Any]],
+           factory: Callable[[Mapping[str, Any]], Callable[[], Any]]) -> list[Case]:
+    """One case per example, ``label[i]``; without examples one failing case ``label``."""
     if not examples:
-        return [Case(label, None, _spec_factory(kind, entry))]
-    return [Case(f"{label}[{i}]", ex, _spec_factory(kind, entry)) for i, ex in enumerate(examples)]
+        return [Case(label, None, factory)]
+    return [Case(f"{label}[{i}]", ex, factory) for i, ex in enumerate(examples)]
+
+
+def _entry_cases(kind: str, entry: Entry) -> list[Case]:
+    return _cases(f"{kind}/{entry.ref}", entry.meta.get("examples") or [], _spec_factory(kind, entry))
 
 
 def bijection_cases(names: Iterable[str] | None = None, kind: str = "flows") -> list[Case]:
@@ -86,15 +90,11 @@ def bijection_cases(names: Iterable[str] | None = None, kind: str = "flows") -> 
 
 def cases_for_class(target: Callable[..., Any], examples: list[Mapping[str, Any]], name: str | None = None) -> list[Case]:
     """Cases for an unregistered class or factory called as ``target(**config, shape=, context_shape=)``."""
-    label = name or getattr(target, "__name__", "bijection")
-
     def factory(example: Mapping[str, Any]) -> Callable[[], Any]:
         return lambda: target(**example.get("config", {}), shape=tuple(example["shape"]),
                               context_shape=example.get("context_shape"))
 
-    if not examples:
-        return [Case(label, None, factory)]
-    return [Case(f"{label}[{i}]", ex, factory) for i, ex in enumerate(examples)]
+    return _cases(name or getattr(target, "__name__", "bijection"), examples, factory)
 
 
 def check_bijection_conformance(target: Any, examples: list[Mapping[str, Any]] | None = None,
@@ -105,11 +105,11 @@ def check_bijection_conformance(target: Any, examples: list[Mapping[str, Any]] |
     used unless ``examples`` is given) or an unregistered class/factory with ``examples``.
     """
     if isinstance(target, str):
-        cases = bijection_cases([target], kind)
-        if examples is not None:
+        if examples:
             entry = get_registry(kind).get(target)
-            cases = [Case(f"{kind}/{entry.ref}[{i}]", ex, _spec_factory(kind, entry))
-                     for i, ex in enumerate(examples)] or cases
+            cases = _cases(f"{kind}/{entry.ref}", list(examples), _spec_factory(kind, entry))
+        else:
+            cases = bijection_cases([target], kind)
     else:
         cases = cases_for_class(target, list(examples or []))
     for case in cases:

@@ -102,7 +102,7 @@ def check_logdet(layer, x, context, z, logdet, where):
         if not _close(logdet[i], expected, LOGDET_TOLERANCE):
             _fail(where, "logdet != log|det J|", f"sample {i}: layer says {float(logdet[i].detach()):.10g}, "
                   f"autograd Jacobian gives {float(expected.detach()):.10g}")
-        z_i, inv_ld = _call(layer, z[i : i + 1], ctx, inverse=True)
+        _, inv_ld = _call(layer, z[i : i + 1], ctx, inverse=True)
         if not _close(inv_ld[0], -expected, LOGDET_TOLERANCE):
             _fail(where, "inverse logdet != -log|det J|", f"sample {i}: {float(inv_ld[0]):.10g} vs {float(-expected.detach()):.10g}")
 
