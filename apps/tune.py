@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from eddies.core import EddiesError
-from eddies.core.recipe import apply_overrides, find_recipe, load_yaml, split_cli, validate_recipe
+from eddies.core.recipe import recipe_tree, split_cli, validate_recipe
 from eddies.engine.sweep import load_sweep
 from eddies.engine.tune import run_sweep
 
@@ -43,15 +43,12 @@ def main(argv: list[str]) -> int:
         sweep_words = [w.removeprefix("sweep.") for w in overrides if w.startswith("sweep.")]
         recipe_words = [w for w in overrides if not w.startswith("sweep.")]
 
-        path = find_recipe(options["recipe"])
-        tree = load_yaml(path)
-        tree.setdefault("name", path.stem)
-        tree = apply_overrides(tree, recipe_words, str(path))
-        validate_recipe(tree, str(path))
+        tree, source = recipe_tree(options["recipe"], recipe_words)
+        validate_recipe(tree, source)
         sweep = load_sweep(options["sweep"], sweep_words)
         run_dir = Path(options.get("run_dir") or Path("runs") / "sweeps" / f"{tree['name']}-{sweep.name}")
         report = run_sweep(
-            tree, sweep, run_dir, source=str(path), address=options.get("address") or None,
+            tree, sweep, run_dir, source=source, address=options.get("address") or None,
             num_cpus=int(options["num_cpus"]) if options.get("num_cpus") else None,
             verbose=int(options.get("verbose") or 0),
         )

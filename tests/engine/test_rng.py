@@ -38,7 +38,7 @@ def test_seed_everything_is_reproducible_and_seeds_differ():
 
 
 def test_derive_seed_is_stable_and_label_dependent():
-    assert derive_seed(0, "epoch", 1) == derive_seed(0, "epoch", 1)
+    assert derive_seed(0, "epoch", 1) == 1744888131229309620  # the same on every machine and run
     assert len({derive_seed(0, "epoch", e) for e in range(50)}) == 50
     assert derive_seed(0, "rank", 1) != derive_seed(1, "rank", 1)
     assert 0 <= derive_seed(123, "x") < 2**63

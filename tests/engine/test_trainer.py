@@ -168,8 +168,11 @@ def test_early_stopping_and_callback_stop(tmp_path):
 
 
 def test_bf16_mixed_precision_trains(tmp_path):
-    result = Trainer(tiny_recipe({"epochs": 1, "mixed_precision": "bf16"}), tmp_path).fit()
+    result = Trainer(tiny_recipe({"epochs": 1, "mixed_precision": "bf16"}), tmp_path / "bf16").fit()
+    full = Trainer(tiny_recipe({"epochs": 1}), tmp_path / "fp32").fit()
     assert math.isfinite(result["val_nll"])
+    # autocast is on (the result differs from float32's) and costs little (measured: 0.002 nats)
+    assert 0 < abs(result["val_nll"] - full["val_nll"]) < 0.05
 
 
 def test_bad_settings_and_missing_data_are_clear_errors(tmp_path, scoped):

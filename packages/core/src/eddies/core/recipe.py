@@ -252,20 +252,28 @@ def validate_recipe(tree: Mapping[str, Any], source: str | None = None) -> Recip
         raise validation_error(err, Recipe, "", source) from None
 
 
-def load_recipe(
+def recipe_tree(
     recipe: str | os.PathLike[str] | Mapping[str, Any],
     overrides: list[str] | tuple[str, ...] = (),
     directory: Path | None = None,
-) -> Recipe:
-    """Find, load, override and validate a recipe (name, path or an already-loaded mapping)."""
+) -> tuple[dict[str, Any], str | None]:
+    """Find, load and override a recipe, without validating: ``(tree, source file or None)``."""
     if isinstance(recipe, Mapping):
         tree, source = dict(recipe), None
     else:
         path = find_recipe(recipe, directory)
         tree, source = load_yaml(path), str(path)
         tree.setdefault("name", path.stem)
-    tree = apply_overrides(tree, list(overrides), source)
-    return validate_recipe(tree, source)
+    return apply_overrides(tree, list(overrides), source), source
+
+
+def load_recipe(
+    recipe: str | os.PathLike[str] | Mapping[str, Any],
+    overrides: list[str] | tuple[str, ...] = (),
+    directory: Path | None = None,
+) -> Recipe:
+    """Find, load, override and validate a recipe (name, path or an already-loaded mapping)."""
+    return validate_recipe(*recipe_tree(recipe, overrides, directory))
 
 
 def split_cli(argv: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -289,5 +297,6 @@ def split_cli(argv: list[str]) -> tuple[dict[str, str], list[str]]:
 
 __all__ = [
     "EarlyStopping", "Recipe", "Spec", "TrainConfig", "apply_overrides", "find_recipe",
-    "load_recipe", "load_yaml", "parse_override", "recipes_dir", "split_cli", "validate_recipe",
+    "load_recipe", "load_yaml", "parse_override", "recipe_tree", "recipes_dir", "split_cli",
+    "validate_recipe",
 ]

@@ -188,8 +188,8 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return None if target is None else run_dir / "checkpoints" / target
 
 
-def read_checkpoint(path: Path | str) -> Checkpoint:
-    """Read and verify a checkpoint; any missing, truncated or altered file is a CheckpointError."""
+def read_state(path: Path | str) -> tuple[Path, dict[str, Any]]:
+    """The resolved checkpoint folder and its ``state.json`` (checked for format), tensors unread."""
     path = find_checkpoint(path)
     try:
         state = json.loads((path / "state.json").read_text())
@@ -202,6 +202,12 @@ def read_checkpoint(path: Path | str) -> Checkpoint:
             f"checkpoint {path}: state.json has format {state.get('format') if isinstance(state, dict) else None!r}, "
             f"this eddies-engine reads format {FORMAT}"
         )
+    return path, state
+
+
+def read_checkpoint(path: Path | str) -> Checkpoint:
+    """Read and verify a checkpoint; any missing, truncated or altered file is a CheckpointError."""
+    path, state = read_state(path)
     tensors = []
     for filename in FILES:
         file = path / filename
@@ -272,8 +278,13 @@ def load_checkpoint(
     recipe = checkpoint_recipe(ckpt.state, ckpt.path)
     task = recipe.task.build(data_dir=data_dir)
     model = recipe.model.build(data=task.data_spec())
+    load_weights(model, ckpt)
+    return recipe, model.to(map_location).eval(), task, ckpt.state
+
+
+def load_weights(model: torch.nn.Module, ckpt: Checkpoint) -> None:
+    """Load the checkpoint's weights into ``model`` strictly; a mismatch is a CheckpointError."""
     try:
         model.load_state_dict(ckpt.model, strict=True)
     except RuntimeError as err:
         raise CheckpointError(f"checkpoint {ckpt.path}: weights do not fit the model: {err}") from None
-    return recipe, model.to(map_location).eval(), task, ckpt.state

@@ -31,7 +31,7 @@ from eddies.engine.checkpoint import (
     find_checkpoint,
     latest_checkpoint,
     load_checkpoint,
-    read_checkpoint,
+    read_state,
 )
 from eddies.engine.data import ShardBatchSampler, loader
 from eddies.engine.rng import seed_everything
@@ -78,8 +78,8 @@ def _recipe_for_training(options: dict[str, str], overrides: list[str]) -> Recip
         resume = None if found is None else str(found)
     if resume in (None, "auto"):
         raise RecipeError(f"recipe=NAME|PATH is required (unless resuming from a checkpoint). {TRAIN_USAGE}")
-    ckpt = read_checkpoint(resume)
-    return load_recipe(checkpoint_recipe(ckpt.state, ckpt.path).to_dict(), overrides)
+    path, state = read_state(resume)  # the Trainer reads and verifies the tensors when it resumes
+    return load_recipe(checkpoint_recipe(state, path).to_dict(), overrides)
 
 
 def train_main(argv: list[str]) -> dict[str, Any]:

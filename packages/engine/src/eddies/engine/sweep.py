@@ -279,10 +279,8 @@ def representative_values(dist: Any) -> list[Any]:
     """Values that bound what ``dist`` can produce: every listed value, or both range ends."""
     if isinstance(dist, Choice | Grid):
         return list(dist.values)
-    if isinstance(dist, RandInt):
+    if isinstance(dist, RandInt):  # high excluded (qrandint includes it)
         return [dist.low, dist.high - 1]
-    if isinstance(dist, QRandInt):
-        return [dist.low, dist.high]
     return [dist.low, dist.high]
 
 

@@ -29,16 +29,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import torch
+from pydantic import Field
+from torch import Tensor, nn
+from torch.utils.data import Dataset
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from pydantic import Field  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
-from torch.utils.data import Dataset  # noqa: E402
-
-from eddies.core import ComponentConfig, DataError, DataSpec, Model, Task, register  # noqa: E402
+from eddies.core import ComponentConfig, DataError, DataSpec, Model, Task, register
 
 
 class TensorDictDataset(Dataset):
@@ -115,11 +111,14 @@ class SyntheticRegression(Task):
 
     def save_samples(self, model: nn.Module, path: Path, n: int = 64, **options: Any) -> Path:
         """Scatter of the first two target coordinates: test targets against model samples."""
+        from matplotlib.figure import Figure  # not at import: registry discovery loads this module
+
         batch = self._splits["test"]
         batch = {k: v[:n] for k, v in batch.items()}
         with torch.no_grad():
             samples = model.sample(batch, temperature=options.get("temperature", 1.0))
-        fig, ax = plt.subplots(figsize=(4, 4))
+        fig = Figure(figsize=(4, 4))
+        ax = fig.subplots()
         j = 1 if self.y_dim > 1 else 0
         ax.scatter(batch["y"][:, 0], batch["y"][:, j], s=8, label="data")
         ax.scatter(samples[:, 0], samples[:, j], s=8, label="model samples")
@@ -128,7 +127,6 @@ class SyntheticRegression(Task):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=80)
-        plt.close(fig)
         return path
 
 

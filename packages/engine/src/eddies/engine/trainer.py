@@ -52,6 +52,7 @@ from eddies.engine.checkpoint import (
     find_checkpoint,
     latest_checkpoint,
     library_versions,
+    load_weights,
     prune,
     read_checkpoint,
     read_pointer,
@@ -272,10 +273,7 @@ class Trainer:
                 raise CheckpointError(
                     f"cannot resume from {ckpt.path}: the recipe's {part} differs from the "
                     f"checkpoint's\n  checkpoint: {json.dumps(saved.get(part))}\n  recipe:     {json.dumps(mine[part])}")
-        try:
-            self.model.load_state_dict(ckpt.model, strict=True)
-        except RuntimeError as err:
-            raise CheckpointError(f"checkpoint {ckpt.path}: weights do not fit the model: {err}") from None
+        load_weights(self.model, ckpt)
         training = join_state(ckpt.state["optimizer"], ckpt.optimizer)
         optimizer.load_state_dict(training["optimizer"])
         if self.scheduler is not None and training["scheduler"] is not None:
