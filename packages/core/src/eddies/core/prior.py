@@ -14,6 +14,7 @@ own term and on ``z_<t`` through its conditional; ``sample(n, steps, ...)`` draw
 from __future__ import annotations
 
 from torch import Tensor, nn
+from torch.distributions import Distribution
 
 
 class Prior(nn.Module):
@@ -32,6 +33,13 @@ class Prior(nn.Module):
     ) -> Tensor:
         raise NotImplementedError
 
+    def distribution(self, context: Tensor | None = None) -> Distribution:
+        """``p(z | context)`` as a ``torch.distributions`` object, so models compute KL terms in
+        closed form (``torch.distributions.kl_divergence``). Its ``event_shape`` is
+        :attr:`shape`; its ``batch_shape`` the context's batch axes (``()`` without a context).
+        Priors without a closed form raise ``NotImplementedError``."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its distribution")
+
 
 class TemporalPrior(Prior):
     """A causal prior over sequences ``z_1..T`` (runtime arguments as :class:`Prior`)."""
@@ -42,6 +50,12 @@ class TemporalPrior(Prior):
 
     def log_prob(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         return self.log_prob_steps(z, context).sum(dim=1)
+
+    def step_distribution(self, z: Tensor, context: Tensor | None = None) -> Distribution:
+        """Teacher-forced ``p(z_t | z_<t, context)`` for every step of ``z`` (B, T, *shape), as one
+        ``torch.distributions`` object of ``batch_shape`` (B, T) and ``event_shape`` :attr:`shape`;
+        its ``log_prob(z)`` equals :meth:`log_prob_steps`."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its step distributions")
 
     def sample(  # type: ignore[override]
         self,

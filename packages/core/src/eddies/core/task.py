@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from torch import nn
 from torch.utils.data import Dataset
@@ -61,6 +61,12 @@ class Task:
 
     def data_spec(self) -> DataSpec:
         raise NotImplementedError
+
+    def metric_directions(self) -> dict[str, Literal["min", "max"]]:
+        """The metrics :meth:`evaluate` returns, each with its direction (``"min"``: lower is
+        better). The trainer logs them on the validation split as ``val_<name>``, so early
+        stopping, the best checkpoint and sweeps can use any of them. Default: none."""
+        return {}
 
     def evaluate(self, model: nn.Module, loader: Any, **options: Any) -> dict[str, float]:
         """The task's metrics of ``model`` over ``loader`` (labelled, JSON-ready floats)."""
