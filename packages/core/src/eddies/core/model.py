@@ -33,16 +33,16 @@ class Model(nn.Module):
     def __init__(self, data: DataSpec):
         super().__init__()
         self.data = data
-        self.step, self.total_steps = 0, None
+        self.trained_steps, self.total_steps = 0, None
 
     def set_progress(self, step: int, total_steps: int | None) -> None:
         """The training-progress hook: optimizer steps done so far, out of ``total_steps``."""
-        self.step, self.total_steps = int(step), None if total_steps is None else int(total_steps)
+        self.trained_steps, self.total_steps = int(step), None if total_steps is None else int(total_steps)
 
     @property
     def progress(self) -> float:
-        """Fraction of training done, ``step / total_steps`` (0 before training or when unknown)."""
-        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+        """Fraction of training done, ``trained_steps / total_steps`` (0 before training or when unknown)."""
+        return min(1.0, self.trained_steps / self.total_steps) if self.total_steps else 0.0
 
     def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """``{"loss": scalar, ...}``; by default the mean negative log-likelihood."""
