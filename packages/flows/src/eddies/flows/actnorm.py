@@ -1,5 +1,10 @@
 """Activation normalisation: ``actnorm`` (Glow) and ``cond_actnorm`` (c-Glow, MotionFlow).
 
+References: Kingma & Dhariwal, "Glow: Generative Flow with Invertible 1x1 Convolutions", NeurIPS
+2018, arXiv:1807.03039; Lu & Huang, "Structured Output Learning with Conditional Generative Flows",
+AAAI 2020, arXiv:1905.13288 (cglow.txt); Zand, Etemad & Greenspan, "Flow-based Spatio-Temporal
+Structured Prediction of Motion Dynamics", IEEE TPAMI 2023, arXiv:2104.04391 (motionflow.txt).
+
 cglow.txt section 3.3 ("Actnorm layers") and motionflow.txt eq. 4: per channel ``c``,
 
     u_{i,j} = s ⊙ v_{i,j} + b,      log|det| = H · W · Σ_c log|s_c|,

@@ -1,5 +1,14 @@
 """Coupling layers: affine (RealNVP, Glow, c-Glow, MotionFlow, FRMDN) and additive (NICE).
 
+References: Dinh, Sohl-Dickstein & Bengio, "Density estimation using Real NVP", ICLR 2017,
+arXiv:1605.08803; Kingma & Dhariwal, "Glow: Generative Flow with Invertible 1x1 Convolutions",
+NeurIPS 2018, arXiv:1807.03039; Dinh, Krueger & Bengio, "NICE: Non-linear Independent Components
+Estimation", 2014, arXiv:1410.8516; Lu & Huang, "Structured Output Learning with Conditional
+Generative Flows", AAAI 2020, arXiv:1905.13288 (cglow.txt); Zand, Etemad & Greenspan, "Flow-based
+Spatio-Temporal Structured Prediction of Motion Dynamics", IEEE TPAMI 2023, arXiv:2104.04391
+(motionflow.txt); Razavi, Hosseini & Behzad, "FRMDN: Flow-based Recurrent Mixture Density Network",
+2020, arXiv:2008.02144 (frmdn.txt).
+
 Affine coupling, cglow.txt section 3.3 and frmdn.txt section 3.2::
 
     v1, v2 = split(v);   s2, b2 = NN(v1);   u2 = s2 * v2 + b2;   u = concat(v1, u2)

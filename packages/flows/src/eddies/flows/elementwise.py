@@ -1,5 +1,9 @@
 """Elementwise maps: ``elementwise_affine`` and ``logit`` (RealNVP/MAF pre-processing).
 
+References: Dinh, Sohl-Dickstein & Bengio, "Density estimation using Real NVP", ICLR 2017,
+arXiv:1605.08803; Papamakarios, Pavlakou & Murray, "Masked Autoregressive Flow for Density
+Estimation", NeurIPS 2017, arXiv:1705.07057.
+
 ``elementwise_affine``: ``z = x ⊙ exp(log_scale) + bias`` with one scale and bias per entry of the
 event shape (starting at the identity); ``log|det| = Σ log_scale``.
 

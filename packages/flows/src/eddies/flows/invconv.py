@@ -1,5 +1,10 @@
 """Invertible 1x1 convolution: ``invconv1x1`` (Glow) and ``cond_invconv1x1`` (c-Glow, MotionFlow).
 
+References: Kingma & Dhariwal, "Glow: Generative Flow with Invertible 1x1 Convolutions", NeurIPS
+2018, arXiv:1807.03039; Lu & Huang, "Structured Output Learning with Conditional Generative Flows",
+AAAI 2020, arXiv:1905.13288 (cglow.txt); Zand, Etemad & Greenspan, "Flow-based Spatio-Temporal
+Structured Prediction of Motion Dynamics", IEEE TPAMI 2023, arXiv:2104.04391 (motionflow.txt).
+
 cglow.txt section 3.3 and motionflow.txt eq. 6: ``u_{i,j} = W v_{i,j}`` with a ``C x C`` matrix
 ``W`` applied at every position, ``log|det| = H · W · log|det W|``. With ``lu=True`` (default)
 ``W`` is parameterised by its LU decomposition (Glow, section 3.2)::

@@ -1,5 +1,9 @@
 """Masked autoregressive flow layer: ``maf`` (MAF, Papamakarios et al. 2017, eqs. 2-5).
 
+References: Papamakarios, Pavlakou & Murray, "Masked Autoregressive Flow for Density Estimation",
+NeurIPS 2017, arXiv:1705.07057; Germain, Gregor, Murray & Larochelle, "MADE: Masked Autoencoder for
+Distribution Estimation", ICML 2015, arXiv:1502.03509.
+
 MAF's normalising direction, for an ordering of the ``D`` features::
 
     u_i = (x_i - μ_i(x_<i)) ⊙ exp(-α_i(x_<i)),      log|det ∂u/∂x| = -Σ_i α_i,

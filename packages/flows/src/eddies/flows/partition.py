@@ -1,5 +1,13 @@
 """How a coupling layer splits its input into a conditioning part and a transformed part.
 
+References: Dinh, Sohl-Dickstein & Bengio, "Density estimation using Real NVP", ICLR 2017,
+arXiv:1605.08803; Kingma & Dhariwal, "Glow: Generative Flow with Invertible 1x1 Convolutions",
+NeurIPS 2018, arXiv:1807.03039; Lu & Huang, "Structured Output Learning with Conditional Generative
+Flows", AAAI 2020, arXiv:1905.13288 (cglow.txt); Zand, Etemad & Greenspan, "Flow-based Spatio-
+Temporal Structured Prediction of Motion Dynamics", IEEE TPAMI 2023, arXiv:2104.04391
+(motionflow.txt); Razavi, Hosseini & Behzad, "FRMDN: Flow-based Recurrent Mixture Density Network",
+2020, arXiv:2008.02144 (frmdn.txt).
+
 - ``"half"``: the first ``C // 2`` channels (images, Glow's ``split`` along channels, cglow.txt
   section 3.3) or features (vectors, RealNVP's ``1:d'``, frmdn.txt section 3.2) condition the rest;
 - ``"alternate"``: even channels/features condition the odd ones (MotionFlow's ``cross``,

@@ -1,5 +1,10 @@
 """Volume-preserving reorderings of channels (images) or features (vectors): ``reverse``, ``permute``.
 
+References: Dinh, Sohl-Dickstein & Bengio, "Density estimation using Real NVP", ICLR 2017,
+arXiv:1605.08803; Kingma & Dhariwal, "Glow: Generative Flow with Invertible 1x1 Convolutions",
+NeurIPS 2018, arXiv:1807.03039; Razavi, Hosseini & Behzad, "FRMDN: Flow-based Recurrent Mixture
+Density Network", 2020, arXiv:2008.02144 (frmdn.txt).
+
 RealNVP and FRMDN alternate the roles of the two coupling halves "by swapping two parts"
 (frmdn.txt section 3.2); ``reverse`` does this by reversing axis 1 (Glow's "reverse" variant of
 the 1x1 convolution), ``permute`` by a fixed random permutation (stored as a buffer, so it is

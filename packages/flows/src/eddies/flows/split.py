@@ -1,5 +1,9 @@
 """Glow's multi-scale factor-out as a bijection: ``split``.
 
+References: Kingma & Dhariwal, "Glow: Generative Flow with Invertible 1x1 Convolutions", NeurIPS
+2018, arXiv:1807.03039; Lu & Huang, "Structured Output Learning with Conditional Generative Flows",
+AAAI 2020, arXiv:1905.13288 (cglow.txt).
+
 In Glow (and c-Glow, cglow.txt section 3.3 "split") half of the channels leave the flow at the
 end of each level and are scored by a Gaussian whose mean and log-std a zero-started network
 computes from the kept half: ``log N(v2; μ(v1), σ(v1)²)``. That density equals a standard

@@ -1,5 +1,9 @@
 """Space-to-depth by 2: ``squeeze`` (RealNVP section 3.6; Glow's multi-scale architecture).
 
+References: Dinh, Sohl-Dickstein & Bengio, "Density estimation using Real NVP", ICLR 2017,
+arXiv:1605.08803; Kingma & Dhariwal, "Glow: Generative Flow with Invertible 1x1 Convolutions",
+NeurIPS 2018, arXiv:1807.03039.
+
 ``(C, H, W) -> (4C, H/2, W/2)``: each 2x2 block of a channel becomes 4 channels; a permutation
 of entries, so ``log|det| = 0``. Example::
 
