@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.eddies-installed
-PACKAGES := core flows conditioners priors tasks engine
+PACKAGES := core flows conditioners priors models tasks engine
 export HF_DATASETS_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
 

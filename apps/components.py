@@ -1,11 +1,13 @@
 """List registered components, or show one component's config as JSON Schema.
 
-    python apps/components.py                      # every kind
-    python apps/components.py list flows           # one kind
-    python apps/components.py show flows/affine_coupling[@N]
+    .venv/bin/python apps/components.py                      # every kind
+    .venv/bin/python apps/components.py list flows           # one kind
+    .venv/bin/python apps/components.py show flows/affine_coupling[@N]
+    .venv/bin/python apps/components.py --help               # this text
 
 The listing gives kind, name@version, the distribution that provided it and its summary; `show`
-prints the config's JSON Schema (with defaults) and the component's docstring summary.
+prints the config's JSON Schema (with defaults) and the component's docstring summary. A wrong
+command prints an ``error:`` line and this text on stderr and exits with status 2.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import sys
 
 from eddies.core import KINDS, EddiesError, get_registry
+from eddies.core.errors import did_you_mean
 
 
 def list_components(kinds: list[str]) -> str:
@@ -39,7 +42,20 @@ def show_component(ref: str) -> str:
     return json.dumps(schema, indent=2)
 
 
+COMMANDS = ("list", "show")
+
+
+def usage_error(argv: list[str]) -> str:
+    """The ``error:`` line for a command line that is neither ``list [KIND ...]`` nor ``show REF``."""
+    if argv[0] == "show":
+        return f"show takes one KIND/NAME[@N], got {len(argv) - 1} argument(s)"
+    return f"unknown command {argv[0]!r}.{did_you_mean(argv[0], COMMANDS)} Commands: {', '.join(COMMANDS)}"
+
+
 def main(argv: list[str]) -> int:
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
     try:
         if not argv or argv == ["list"]:
             print(list_components(list(KINDS)))
@@ -50,7 +66,7 @@ def main(argv: list[str]) -> int:
         elif argv[0] == "show" and len(argv) == 2:
             print(show_component(argv[1]))
         else:
-            print(__doc__, file=sys.stderr)
+            print(f"error: {usage_error(argv)}\n{__doc__}", file=sys.stderr)
             return 2
     except EddiesError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Command line: see `python apps/evaluate.py --help` and docs/training.md."""
+"""Command line: see `.venv/bin/python apps/evaluate.py --help` and docs/training.md."""
 
 from eddies.engine.cli import evaluate_main, run
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Command line: see `python apps/sample.py --help` and docs/training.md."""
+"""Command line: see `.venv/bin/python apps/sample.py --help` and docs/training.md."""
 
 from eddies.engine.cli import run, sample_main
 

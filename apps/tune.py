@@ -1,6 +1,6 @@
 """Sweep a recipe's hyper-parameters with Ray Tune; see docs/sweeps.md.
 
-    python apps/tune.py recipe=frmdn_mnist sweep=frmdn_mnist_small [options] [key=value ...]
+    .venv/bin/python apps/tune.py recipe=frmdn_mnist sweep=frmdn_mnist_small [options] [key=value ...]
 
 options (no dot in the key):
     recipe=NAME|PATH     the recipe (recipes/NAME.yaml or a file)
@@ -9,12 +9,15 @@ options (no dot in the key):
                          command with the same run_dir resumes an interrupted sweep
     address=auto|H:P     attach to a running Ray cluster instead of starting a local one
     num_cpus=N           CPUs of the local Ray instance (default: all of this machine)
-    verbose=0|1          1 shows Ray's progress table and the trials' output
+    verbose=0|1          1 also shows Ray's progress table and the trials' output
 dotted keys override the recipe (train.epochs=3); keys under sweep. override the sweep file
 (sweep.num_samples=8, sweep.scheduler.max_t=5, sweep.space.train.optimizer.lr={type: choice, values: [0.01]}).
 
-Prints the table of trials and writes RUN_DIR/trials.csv, RUN_DIR/best_recipe.yaml (for
-`python apps/train.py recipe=RUN_DIR/best_recipe.yaml`) and RUN_DIR/best.json.
+While the trials run, prints a status line per ASHA rung (FIFO: per evaluation) and per ended
+trial: elapsed time, trial, its values, the metric, its status, trials ended and the ETA (an upper
+bound under ASHA, which stops trials early). Then prints the table of trials and writes
+RUN_DIR/trials.csv, RUN_DIR/best_recipe.yaml (for
+`.venv/bin/python apps/train.py recipe=RUN_DIR/best_recipe.yaml`) and RUN_DIR/best.json.
 """
 
 from __future__ import annotations
@@ -31,9 +34,12 @@ OPTIONS = ("recipe", "sweep", "run_dir", "address", "num_cpus", "verbose")
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help"):
+    if argv and argv[0] in ("-h", "--help"):
         print(__doc__)
-        return 0 if argv else 2
+        return 0
+    if not argv:
+        print(f"error: recipe= and sweep= are required\n{__doc__}", file=sys.stderr)
+        return 2
     try:
         options, overrides = split_cli(argv)
         unknown = sorted(set(options) - set(OPTIONS))

@@ -15,7 +15,7 @@ import safetensors.torch
 
 from eddies.core import DataError, get_registry, register
 from eddies.engine.cli import evaluate_main, run, sample_main, train_main
-from eddies.engine.synthetic import SyntheticRegression
+from eddies.tasks.synthetic import SyntheticRegression
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = Path(__file__).with_name("tiny_synthetic.yaml")
@@ -168,3 +168,90 @@ def test_sigkill_then_resume_ends_bitwise_like_an_uninterrupted_run(tmp_path):
     a = safetensors.torch.load_file(tmp_path / "whole" / "checkpoints" / "step-000072" / "model.safetensors")
     b = safetensors.torch.load_file(cut / "checkpoints" / "step-000072" / "model.safetensors")
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
+# sample.py never overwrites ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory):
+    """A trained run shared by the tests below (which leave its checkpoint intact)."""
+    run_dir = tmp_path_factory.mktemp("sample") / "run"
+    train_main([f"recipe={TINY}", f"run_dir={run_dir}", "train.epochs=1", "train.samples=false"])
+    return run_dir
+
+
+def test_sample_writes_a_new_file_named_after_its_arguments(trained_once, monkeypatch, capsys):
+    trained = trained_once
+    folder = trained / "checkpoints" / "step-000006"
+    paths = []
+    for argv in ([], [], ["temperature=0.5"], ["seed=7", "n=4"]):
+        code, out, err = run_app(sample_main, [f"checkpoint={trained}", *argv], monkeypatch, capsys)
+        assert code == 0, err
+        paths.append(Path(out.strip()))
+    assert paths == [folder / "samples-16-seed3.png", folder / "samples-16-seed3-2.png",
+                     folder / "samples-16-t0.5-seed3.png", folder / "samples-4-seed7.png"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+    first = paths[0].read_bytes()
+    assert paths[1].read_bytes() == first  # the same arguments draw the same picture, into a new file
+    out = trained / "mine.png"
+    code, printed, _ = run_app(sample_main, [f"checkpoint={trained}", f"out={out}"], monkeypatch, capsys)
+    assert code == 0 and Path(printed.strip()) == out and out.read_bytes() == first
+
+
+@pytest.mark.parametrize(("word", "message"), [
+    ("temperature=0", "temperature='0': every temperature must be > 0"),
+    ("temperature=hot", "temperature='hot' is not a number or a comma-separated list of numbers"),
+    ("n=0", "n=0: need n >= 1"),
+])
+def test_bad_sample_options_are_one_clear_line(trained_once, word, message, monkeypatch, capsys):
+    code, _, err = run_app(sample_main, [f"checkpoint={trained_once}", word], monkeypatch, capsys)
+    assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1, err
+
+
+# curves.png --------------------------------------------------------------------------------
+def _curves(run_dir, steps, evals, monkeypatch):
+    """plot_curves of these records; returns the figure it drew."""
+    from eddies.engine import metrics
+
+    log = metrics.MetricsLog(run_dir)
+    for record in steps:
+        log.append("steps", record)
+    for record in evals:
+        log.append("evals", record)
+    drawn = []
+    close = metrics.plt.close
+    monkeypatch.setattr(metrics.plt, "close", lambda fig: (drawn.append(fig), close(fig)))
+    assert metrics.plot_curves(run_dir).read_bytes()[:4] == b"\x89PNG"
+    return drawn[0]
+
+
+def test_curves_have_y_labels_and_a_loss_range_from_the_first_evaluation(tmp_path, monkeypatch):
+    steps = [{"step": s, "loss": 5000.0 / s + 100, "lr": 1e-3} for s in range(1, 41)]
+    evals = [{"step": s, "val_loss": 5000.0 / s + 110, "val_nll": 5000.0 / s + 110} for s in (10, 20, 30, 40)]
+    fig = _curves(tmp_path, steps, evals, monkeypatch)
+    loss, nll, lr = fig.axes
+    assert [ax.get_ylabel() for ax in fig.axes] == ["loss (mean per sample)", "val_nll", "learning rate"]
+    assert loss.get_title() == "loss (y-range from step 10)"
+    low, high = loss.get_ylim()
+    kept = [5000.0 / s + 100 for s in range(10, 41)] + [5000.0 / s + 110 for s in (10, 20, 30, 40)]
+    margin = 0.05 * (max(kept) - min(kept))
+    assert (low, high) == pytest.approx((min(kept) - margin, max(kept) + margin))
+    assert high < 5000  # the first steps' losses are off the panel
+    assert nll.get_title() == "val_nll" and lr.get_title() == "lr"
+
+
+def test_loss_range_starts_later_when_the_only_evaluation_is_at_the_end():
+    from eddies.engine.metrics import loss_range
+
+    steps = [{"step": s, "loss": 1000.0 if s == 1 else 10.0 - s / 10} for s in range(1, 21)]
+    assert loss_range(steps, [{"step": 20, "val_loss": 9.0}]) == pytest.approx((8.0, 9.7, 3))  # from step 3
+    assert loss_range(steps[:1], []) is None  # nothing to hide
+    assert loss_range([{"step": 1, "loss": float("nan")}], []) is None
+
+
+def test_train_names_its_run_directory_first_and_prints_the_metrics_last(tmp_path, monkeypatch, capsys):
+    code, out, err = run_app(train_main, [f"recipe={TINY}", f"run_dir={tmp_path / 'run'}", "train.epochs=1",
+                                          "train.samples=false"], monkeypatch, capsys)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0] == f"run directory: {tmp_path / 'run'}"
+    assert json.loads(lines[-1])["step"] == 6

@@ -2,6 +2,7 @@
 each component's config as JSON Schema with its defaults; bad arguments exit 2 with a clear line."""
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import pytest
 
 from eddies.core import KINDS, get_registry
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "apps"))
+APP = Path(__file__).resolve().parents[2] / "apps" / "components.py"
+sys.path.insert(0, str(APP.parent))
 import components  # noqa: E402
 
 
@@ -48,3 +50,25 @@ def test_bad_arguments_exit_2_with_one_line(capsys):
     assert components.main(["list", "flow"]) == 2
     assert components.main(["list", "priors"]) == 0
     assert "gmm_lowrank@1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_prints_the_usage_on_stdout_and_exits_0(flag):
+    proc = subprocess.run([sys.executable, str(APP), flag], capture_output=True, text=True)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout.startswith(components.__doc__.splitlines()[0]) and "show flows/affine_coupling" in proc.stdout
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["lst", "flows"], "error: unknown command 'lst'. Did you mean 'list'? Commands: list, show"),
+    (["frobnicate"], "error: unknown command 'frobnicate'. Commands: list, show"),
+    (["show"], "error: show takes one KIND/NAME[@N], got 0 argument(s)"),
+    (["show", "flows/actnorm", "flows/affine_coupling"], "error: show takes one KIND/NAME[@N], got 2 argument(s)"),
+])
+def test_a_wrong_command_prints_an_error_line_and_the_usage_and_exits_2(argv, line, capsys):
+    assert components.main(argv) == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    first, _, rest = out.err.partition("\n")
+    assert first == line
+    assert rest.strip() == components.__doc__.strip()

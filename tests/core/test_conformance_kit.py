@@ -32,20 +32,32 @@ class Scale(Bijection):
 
     def forward(self, x, context=None):
         self.check(x, self.shape)
+        self.check_context(context, x.shape[0])
         return x * torch.exp(self.a), self.logdet(x)
 
     def inverse(self, z, context=None):
         self.check(z, self.shape)
+        self.check_context(context, z.shape[0])
         return z * torch.exp(-self.a), -self.logdet(z)
+
+
+class SwallowsContext(Scale):
+    """Unconditional, but a context given to it is silently dropped."""
+
+    def forward(self, x, context=None):
+        return super().forward(x)
+
+    def inverse(self, z, context=None):
+        return super().inverse(z)
 
 
 class WrongLogdet(Scale):
     def forward(self, x, context=None):
-        z, logdet = super().forward(x)
+        z, logdet = super().forward(x, context)
         return z, 2 * logdet
 
     def inverse(self, z, context=None):
-        x, logdet = super().inverse(z)
+        x, logdet = super().inverse(z, context)
         return x, 2 * logdet
 
 
@@ -77,10 +89,12 @@ class StateOutsideStateDict(Bijection):
 
     def forward(self, x, context=None):
         self.check(x, self.shape)
+        self.check_context(context, x.shape[0])
         return x[:, self.perm], x.new_zeros(x.shape[0])
 
     def inverse(self, z, context=None):
         self.check(z, self.shape)
+        self.check_context(context, z.shape[0])
         return z[:, torch.argsort(self.perm)], z.new_zeros(z.shape[0])
 
 
@@ -104,12 +118,14 @@ class IgnoresContext(Scale):
         self.a = nn.Parameter(torch.zeros(self.shape))
 
     def forward(self, x, context=None):
+        self.check(x, self.shape)
         self.check_context(context, x.shape[0])
-        return super().forward(x)
+        return x * torch.exp(self.a), self.logdet(x)
 
     def inverse(self, z, context=None):
+        self.check(z, self.shape)
         self.check_context(context, z.shape[0])
-        return super().inverse(z)
+        return z * torch.exp(-self.a), -self.logdet(z)
 
 
 class ReinitialisesAfterLoad(Scale):
@@ -124,7 +140,7 @@ class ReinitialisesAfterLoad(Scale):
             with torch.no_grad():
                 self.a.copy_(-torch.log(x.std(dim=0) + 1e-3))
             self.initialized = True
-        return super().forward(x)
+        return super().forward(x, context)
 
 
 def test_a_correct_layer_passes():
@@ -141,6 +157,7 @@ def test_a_correct_layer_passes():
         (ReinitialisesAfterLoad, "save/load"),
         (UnusedParameter, "parameter 'unused' received no gradient"),
         (NoShapeCheck, "did not raise ShapeError"),
+        (SwallowsContext, "a context given to an unconditional layer did not raise ShapeError"),
     ],
 )
 def test_the_kit_catches(double, message):

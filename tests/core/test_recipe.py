@@ -1,9 +1,18 @@
 """Specs and recipes: validation paths, suggestions, overrides, safe YAML, building."""
 
 import pytest
+import yaml
 
 from eddies.core import ComponentConfig, RecipeError, SpecOf, build, get_registry, register, validate_spec
-from eddies.core.recipe import apply_overrides, find_recipe, load_recipe, parse_override, split_cli
+from eddies.core.errors import did_you_mean
+from eddies.core.recipe import (
+    apply_overrides,
+    find_recipe,
+    load_recipe,
+    parse_override,
+    set_dotted,
+    split_cli,
+)
 
 
 class LeafConfig(ComponentConfig):
@@ -192,3 +201,73 @@ def test_overrides_follow_the_kind_the_schema_declares():
     tree = {**RECIPE, "model": {"type": "test_model", "net": {"type": "test_twin"}}}
     recipe = load_recipe(tree, ["model.net.inner.hidden=5"])  # `inner` is absent: made from its default
     assert recipe.model.config.net.config.inner.config.hidden == 5
+
+
+def test_did_you_mean_is_one_hint_text():
+    assert did_you_mean("trian", ["train", "task", "model"]) == " Did you mean 'train'?"
+    assert did_you_mean("layres", ["layers", "layer", "width"], n=2) == " Did you mean 'layers', 'layer'?"
+    assert did_you_mean("zzz", ["train"]) == ""
+    with pytest.raises(RecipeError) as err:
+        load_recipe(RECIPE, ["model.widht.x=3"])
+    assert did_you_mean("widht", ["layers", "net", "type", "width"]) in str(err.value)
+
+
+def test_set_dotted_walks_mappings_and_lists_and_reports_the_resolved_path():
+    tree = {"a": {"items": [{"v": 1}, {"v": 2}]}, "n": 3}
+    set_dotted(tree, ["a", "items", "-1", "v"], 5)
+    assert tree["a"]["items"][1]["v"] == 5
+    made = []
+    set_dotted(tree, ["b", "c"], 1, fill=lambda node, part, path: made.append(path) or {"d": 0})
+    set_dotted(tree, ["a", "items", "-2", "w", "u"], 1, fill=lambda node, part, path: made.append(path) or {})
+    assert tree["b"] == {"d": 0, "c": 1} and tree["a"]["items"][0] == {"v": 1, "w": {"u": 1}}
+    assert made == [("b",), ("a", "items", "0", "w")]
+    set_dotted(tree, ["x", "y", "z"], 2)  # default fill: empty mappings
+    assert tree["x"] == {"y": {"z": 2}}
+    with pytest.raises(RecipeError, match=r"^a.items.2: index 2 out of range \(list has 2 items\)$"):
+        set_dotted(tree, ["a", "items", "2", "v"], 0)
+    with pytest.raises(RecipeError, match=r"^a.items.first: 'first' is not a list index"):
+        set_dotted(tree, ["a", "items", "first"], 0)
+    with pytest.raises(RecipeError, match=r"^n.m: cannot set 'n.m': 'n' holds a int, not a mapping or list$"):
+        set_dotted(tree, ["n", "m"], 0)
+
+
+def test_errors_caused_by_an_override_say_it_came_from_the_command_line(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({**RECIPE, "model": {**RECIPE["model"], "width": "wide"}}))
+    with pytest.raises(RecipeError) as err:  # while applying
+        load_recipe(path, ["trian.epochs=3"])
+    assert str(err.value).endswith("(from the command-line override trian.epochs=3)")
+    assert str(path) not in str(err.value) and err.value.source == str(path)
+    with pytest.raises(RecipeError) as err:  # while validating: the file's problem and the override's
+        load_recipe(path, ["train.epochs=abc", "model.layers.-1.hidden=x"])
+    assert err.value.path == "model.layers.2.hidden"
+    assert err.value.origin == "the command-line override model.layers.-1.hidden=x"
+    lines = str(err.value).splitlines()
+    assert lines[0].endswith("(from the command-line override model.layers.-1.hidden=x)")
+    assert lines[1:] == [
+        "further problems:",
+        "  model.width: Input should be a valid integer, unable to parse string as an integer",
+        "  train.epochs: Input should be a valid integer, unable to parse string as an integer "
+        "(from the command-line override train.epochs=abc)",
+    ]
+    with pytest.raises(RecipeError) as err:  # a problem of the file alone names the file
+        load_recipe(path, ["train.epochs=2"])
+    assert str(err.value).endswith(f"(in {path})")
+    with pytest.raises(RecipeError, match=r"\(from the command-line override train\.epochs\)$"):
+        load_recipe(path, ["train.epochs"])
+    with pytest.raises(RecipeError) as err:  # a check of a whole section that overrides changed
+        load_recipe(path, ["model.width=3", "train.monitor.metric=val_a", "train.early_stopping.metric=val_b"])
+    assert err.value.path == "train" and str(err.value).endswith(
+        f"(from the command-line override train.monitor.metric=val_a and the command-line override "
+        f"train.early_stopping.metric=val_b and {path})")
+
+
+def test_every_problem_of_a_nested_spec_keeps_its_full_dotted_path():
+    tree = {**RECIPE, "model": {"type": "test_model", "width": "x", "net": {"type": "test_leaf_net", "hidden": "a",
+                                                                           "act": 3, "widht": 1}}}
+    with pytest.raises(RecipeError) as err:
+        load_recipe(tree)
+    assert [p.path for p in err.value.problems] == ["model.net.hidden", "model.net.act", "model.net.widht",
+                                                     "model.width"]
+    assert str(err.value).count("further problems") == 1
+    assert "  model.net.widht: unknown key 'widht'." in str(err.value)

@@ -7,7 +7,12 @@ import textwrap
 import pytest
 
 from eddies.core import ComponentConfig, get_registry, register
-from eddies.core.errors import DuplicateComponentError, UnknownComponentError, UnknownVersionError
+from eddies.core.errors import (
+    DuplicateComponentError,
+    UnknownComponentError,
+    UnknownVersionError,
+    did_you_mean,
+)
 from eddies.core.registry import KINDS, Registry, parse_ref
 
 
@@ -46,6 +51,12 @@ def test_unknown_name_suggests_close_names_and_lists_the_kind(reg):
     text = str(err.value)
     assert "Did you mean 'affine_coupling'" in text
     assert "Registered flows: actnorm, additive_coupling, affine_coupling" in text
+    hint = did_you_mean("afine_coupling", ["actnorm", "additive_coupling", "affine_coupling"])
+    assert text == f"unknown flows component 'afine_coupling'.{hint} Registered flows: " \
+                   "actnorm, additive_coupling, affine_coupling"  # the one shared hint text
+    with pytest.raises(UnknownComponentError) as err:
+        reg.get("zzz")
+    assert "Did you mean" not in str(err.value)
 
 
 def test_unknown_version_lists_existing_versions(reg):

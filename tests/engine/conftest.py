@@ -10,7 +10,8 @@ import torch
 
 from eddies.core import DataError, get_registry, load_recipe, register
 from eddies.core.registry import ComponentConfig
-from eddies.engine.synthetic import GaussianRegression, SyntheticRegression
+from eddies.models import GaussianRegression
+from eddies.tasks.synthetic import SyntheticRegression
 
 
 def tiny_recipe(train: dict[str, Any] | None = None, **top: Any):

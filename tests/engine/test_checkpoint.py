@@ -9,7 +9,7 @@ import torch
 from eddies.core import CheckpointError, get_registry, register
 from eddies.engine import Trainer, find_checkpoint, load_checkpoint, read_checkpoint
 from eddies.engine.checkpoint import prune, save_checkpoint, write_pointer
-from eddies.engine.synthetic import GaussianRegression
+from eddies.models import GaussianRegression
 from tests.engine.conftest import tiny_recipe
 
 
@@ -41,7 +41,7 @@ def test_state_records_recipe_components_and_versions(trained):
     assert state["step"] == 18 and state["epoch"] == 3 and state["step_in_epoch"] == 0
     assert state["recipe"]["model"]["type"] == "gaussian_regression@1"
     refs = {(c["kind"], c["name"], c["version"], c["distribution"]) for c in state["components"]}
-    assert ("tasks", "synthetic_regression", 1, "eddies-engine") in refs
+    assert ("tasks", "synthetic_regression", 1, "eddies-tasks") in refs
     assert ("optimizers", "adam", 1, "eddies-core") in refs
     assert state["versions"]["torch"] == torch.__version__
     assert set(state["files"]) == {"model.safetensors", "optimizer.safetensors", "rng.safetensors"}

@@ -25,7 +25,7 @@ from accelerate.state import AcceleratorState
 
 from eddies.core import get_registry, register
 from eddies.engine import Trainer, read_checkpoint
-from eddies.engine.synthetic import GaussianRegression
+from eddies.models import GaussianRegression
 from tests.engine.conftest import tiny_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,6 +90,10 @@ def test_both_ranks_end_with_identical_parameters(runs):
     for name in p0:
         assert torch.equal(p0[name], p1[name]), name
     assert r0["result"]["val_nll"] == r1["result"]["val_nll"]
+    # task metrics: rank 0 computes them over the whole validation split and broadcasts them
+    for key in ("val_test_nll", "val_test_mse", "val_oracle_nll"):
+        assert r0["result"][key] == r1["result"][key], key
+    assert r0["result"]["val_test_nll"] == pytest.approx(r0["result"]["val_nll"], rel=1e-6)
 
 
 def test_the_global_batch_is_split_across_ranks(runs):
@@ -108,6 +112,7 @@ def test_two_processes_match_one_process(runs):
     for name in one:
         assert torch.allclose(two[name], one[name], rtol=0, atol=ATOL), (name, (two[name] - one[name]).abs().max())
     assert r_two["result"]["val_nll"] == pytest.approx(r_one["result"]["val_nll"], abs=1e-5)
+    assert r_two["result"]["val_test_mse"] == pytest.approx(r_one["result"]["val_test_mse"], abs=1e-5)
     assert r_two["result"]["step"] == r_one["result"]["step"] == 12
 
 

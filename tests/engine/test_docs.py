@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-MODULES = ["serialization", "rng", "data", "metrics", "synthetic"]
+MODULES = ["serialization", "rng", "data", "metrics"]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -23,3 +23,13 @@ def test_training_page_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(example.replace('"epochs": 2', '"epochs": 1, "threads": 1'), "training.md", "exec"), {})
     assert (tmp_path / "runs" / "synthetic-demo" / "checkpoints" / "latest").is_file()
+
+
+def test_every_train_setting_is_in_the_training_page_table():
+    from eddies.core.recipe import TrainConfig
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text()
+    table = page[page.index("## Settings (`train:` in a recipe)"):]
+    table = table[:table.index("\n## ")]
+    documented = {name for row in re.findall(r"^\| (.+?) \|", table, re.M) for name in re.findall(r"`(\w+)`", row)}
+    assert set(TrainConfig.model_fields) <= documented, sorted(set(TrainConfig.model_fields) - documented)

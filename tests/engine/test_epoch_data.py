@@ -1,7 +1,7 @@
 """The trainer tells a dataset with ``set_epoch`` which epoch it is in, also after a resume."""
 
 from eddies.engine import Trainer
-from eddies.engine.synthetic import TensorDictDataset
+from eddies.tasks.synthetic import TensorDictDataset
 from tests.engine.conftest import tiny_recipe
 
 

@@ -1,4 +1,4 @@
-"""The runnable examples in the flows modules' docstrings (and conditional_flow's)."""
+"""The runnable examples in the flows modules' docstrings."""
 
 import doctest
 import importlib
@@ -11,7 +11,6 @@ import eddies.flows
 MODULES = [
     "eddies.flows",
     *(f"eddies.flows.{m.name}" for m in pkgutil.iter_modules(eddies.flows.__path__) if not m.name.startswith("_")),
-    "eddies.core.models.conditional_flow",
 ]
 
 

@@ -153,9 +153,9 @@ def test_image_steps_and_unconditional_data():
     m = model(1, data=data)
     y = torch.randn(2, 3, 2, 2, dtype=torch.float64)
     assert m.log_prob({"y": y}).shape == (2,)
-    assert m.sample({}, n=5).shape == (5, 3, 2, 2)
-    with pytest.raises(ValueError, match="needs the number of sequences n"):
-        m.sample({})
+    assert m.sample({"y": y}).shape == (2, 3, 2, 2)  # rows from the batch's target
+    assert m.sample({}).shape == (1, 3, 2, 2)  # an empty batch is one row
+    assert m.sample({}, samples=5).shape == (5, 1, 3, 2, 2)
 
 
 def test_clear_errors():
@@ -172,6 +172,93 @@ def test_clear_errors():
     with pytest.raises(ShapeError, match=r"\(T, \*step_shape\)"):
         build({"type": "sequence_flow", "conditioner": "lstm", "prior": "gmm_lowrank"},
               "models", data=DataSpec(shapes={"y": (4,), "x": (2,)}))
+
+
+def test_draws_are_laid_out_draw_by_row_and_share_the_batch():
+    m, b = model(1, FLOW), batch(3)
+    draws = m.sample(b, samples=4)
+    assert draws.shape == (4, 3, T, S) and torch.isfinite(draws).all()
+    assert not torch.allclose(draws[0], draws[1])
+    cold = m.sample(b, temperature=0.0)  # every draw of row b at temperature 0 is row b's mode path
+    torch.testing.assert_close(m.sample(b, samples=4, temperature=0.0), cold.expand(4, -1, -1, -1))
+    with pytest.raises(ValueError, match=r"sequence_flow.sample: samples must be an integer >= 1"):
+        m.sample(b, samples=0)
+
+
+def test_prefix_and_horizon():
+    m, b = model(0), batch(3)
+    y = m.sample(b, prefix=1, horizon=6, samples=2)  # past T: the recurrence rolls on
+    assert y.shape == (2, 3, 7, S)
+    torch.testing.assert_close(y[:, :, 0], b["y"][:, 0].expand(2, -1, -1))
+    cold = m.sample(b, prefix=2, temperature=0.0)
+    assert cold.shape == (3, T, S)
+    torch.testing.assert_close(m.sample(b, prefix=2, horizon=1, temperature=0.0), cold[:, :3])
+    assert m.predict(b, prefix=2, horizon=1).shape == (3, 3, S)
+    with pytest.raises(ValueError, match=r"prefix must lie in 0..4, got 5"):
+        m.sample(b, prefix=5)
+    with pytest.raises(ValueError, match=r"horizon must be >= 0"):
+        m.sample(b, horizon=-1)
+    with pytest.raises(ShapeError, match=r"prefix=2 needs the target 'y' in the batch"):
+        m.sample({"x": b["x"]}, prefix=2)
+
+
+def test_predict_defaults_come_from_the_config():
+    torch.manual_seed(0)
+    m = build({"type": "sequence_flow", "conditioner": {"type": "lstm", "hidden_size": 6},
+               "prior": {"type": "gmm_lowrank", "components": 2}, "samples": 3, "temperature": 0.0},
+              "models", data=DATA).double()
+    b = batch(2)
+    torch.testing.assert_close(m.predict(b), m.sample(b, temperature=0.0))
+    torch.manual_seed(4)
+    warm = m.predict(b, temperature=0.5)
+    torch.manual_seed(4)
+    torch.testing.assert_close(warm, m.sample(b, samples=3, temperature=0.5).mean(0))
+
+
+def test_an_encoder_feeds_every_step_and_runs_once_per_call():
+    torch.manual_seed(0)
+    m = build({"type": "sequence_flow", "conditioner": {"type": "lstm", "hidden_size": 6},
+               "prior": {"type": "gmm_lowrank", "components": 2}, "encoder": {"type": "mlp", "hidden": [5]},
+               "encoder_shape": [3]}, "models", data=DATA).double()
+    assert m.conditioner.in_shape == (3 + S,)
+    calls = []
+    m.encoder.register_forward_hook(lambda mod, args, out: calls.append(args[0].shape[0]))
+    b = batch(2)
+    x = b["x"].clone().requires_grad_(True)
+    m.log_prob({**b, "x": x}).sum().backward()
+    assert x.grad.abs().sum() > 0 and calls == [2]
+    m.sample(b, samples=5)
+    m.predict(b, samples=3)
+    assert calls == [2, 2, 2]
+    with pytest.raises(RecipeError, match="model.encoder: sequence_flow builds its encoder.*'mlp' refused"):
+        build({"type": "sequence_flow", "conditioner": "lstm", "prior": "gmm_lowrank", "encoder": "mlp"},
+              "models", data=DATA)
+
+
+def test_a_prior_without_a_context_is_refused():
+    # c_t would reach nothing: the condition and the past steps would be lost
+    with pytest.raises(RecipeError, match=r"model.prior: sequence_flow builds its prior .*'standard_normal' refused"):
+        build({"type": "sequence_flow", "conditioner": "lstm", "prior": "standard_normal"}, "models", data=DATA)
+
+
+def test_a_duck_typed_conditioner_is_not_a_sequence_conditioner():
+    from eddies.core import CONDITIONERS, Conditioner, register
+
+    class Lookalike(Conditioner):  # has the methods but does not declare the contract
+        def output_shape(self):
+            return (4,)
+
+        def initial_state(self, batch, device=None, dtype=None):
+            return None
+
+        def step(self, x, state):
+            return x[:, :4], state
+
+    with CONDITIONERS.scoped():
+        register("conditioners", "lookalike")(Lookalike)
+        with pytest.raises(RecipeError, match="'lookalike' is not a sequence conditioner .*SequenceConditioner"):
+            build({"type": "sequence_flow", "conditioner": "lookalike", "prior": "gmm_lowrank"},
+                  "models", data=DATA)
 
 
 def test_a_conditioner_without_the_step_api_is_refused():

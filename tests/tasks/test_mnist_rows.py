@@ -60,7 +60,7 @@ def test_prepare_is_idempotent_and_keyed_by_limit(tmp_path, fake_mnist, monkeypa
     small = make(tmp_path, fake_mnist[0], limit={"train": 7, "test": 3})
     assert small.cache_dir() != task.cache_dir()
     assert [len(small.dataset(s)) for s in ("train", "validation", "test")] == [7, 12, 3]
-    assert not list(task.cache_dir().parent.glob(".*partial*"))
+    assert not list(task.cache_dir().parent.glob(".*"))  # no temporary folder left behind
 
 
 def test_noise_fixed_for_evaluation_fresh_per_training_epoch_on_request(tmp_path, fake_mnist):
@@ -131,15 +131,54 @@ def test_evaluate_averages_nll_and_bits_per_dim_over_images(tmp_path, fake_mnist
     assert model.training
     firsts = task.evaluate(model, DataLoader(data, batch_size=5), gather=lambda t: t[:1])
     assert firsts["nll_logit_nats"] == pytest.approx(-log_prob[[0, 5, 10]].mean().item(), rel=1e-6)
+    # the declared metrics (logged during training as val_<name>) are exactly what evaluate returns
+    assert task.metric_directions() == {"nll_logit_nats": "min", "bits_per_dim": "min"}
+    assert task.metric_directions().keys() == metrics.keys()
 
 
-def test_save_samples_writes_one_row_per_class(tmp_path, fake_mnist):
+def test_save_samples_writes_one_row_per_class_and_a_panel_per_temperature(tmp_path, fake_mnist):
+    from eddies.tasks.image_grid import SPACE
+
     task = make(tmp_path, fake_mnist[0])
-    path = task.save_samples(StandardNormalRows(), tmp_path / "grid.png", n=3)
+    panel = (10 * 28 + 9, 4 * 28 + 3)  # (height, width) of a 10 x 4 grid with 1-pixel seams (wider than a title)
+    for temperature, count in ((0.5, 1), ([1.0, 0.6, 0.3], 3), ((1.0, 0.6), 2)):
+        options = {} if isinstance(temperature, tuple) else {"temperature": temperature}  # tuple: the default
+        path = task.save_samples(StandardNormalRows(), tmp_path / f"grid{count}.png", n=4, **options)
+        image = np.asarray(Image.open(path), dtype=np.float64)
+        top, left = image.shape[0] - panel[0], image.shape[1] - count * panel[1] - (count - 1) * SPACE
+        assert 10 < top < 30 and 10 < left < 60, image.shape  # a title band and a label column
+        for k in range(count):
+            x = left + k * (panel[1] + SPACE)
+            rows = [image[top + c * 29:top + c * 29 + 28, x:x + 28].mean() for c in range(10)]
+            np.testing.assert_allclose(rows, [round(255 * c / 9) for c in range(10)], atol=1)
+            assert image[:top, x:x + panel[1]].min() < 128  # the panel's title is drawn
+        labels = [image[top + c * 29:top + c * 29 + 28, :left] < 128 for c in range(10)]
+        assert all(label.any() for label in labels)  # each row has its class label ...
+        assert len({label.tobytes() for label in labels}) == 10  # ... and they all differ
+    with pytest.raises(ValueError, match="temperatures must be > 0"):
+        task.save_samples(StandardNormalRows(), tmp_path / "bad.png", n=3, temperature=[1.0, 0.0])
+
+
+class NoiseRows(StandardNormalRows):
+    def sample(self, batch, temperature=1.0):
+        return temperature * torch.randn(len(batch["x"]), 28, 28, dtype=torch.float64)
+
+
+def test_every_temperature_panel_reuses_the_same_draws(tmp_path, fake_mnist):
+    task = make(tmp_path, fake_mnist[0])
+    from eddies.tasks.image_grid import SPACE
+
+    torch.manual_seed(0)
+    path = task.save_samples(NoiseRows(), tmp_path / "noise.png", n=4, temperature=[1.0, 0.5])
     image = np.asarray(Image.open(path), dtype=np.float64)
-    assert image.shape == (10 * 28 + 9, 3 * 28 + 2)
-    rows = [image[c * 29:c * 29 + 28, :28].mean() for c in range(10)]
-    np.testing.assert_allclose(rows, [round(255 * c / 9) for c in range(10)], atol=1)
+    width = 4 * 28 + 3  # wider than a title: the panels touch the right edge and sit SPACE apart
+    right = image[-(10 * 29 - 1):, -width:]
+    left = image[-(10 * 29 - 1):, -2 * width - SPACE:-width - SPACE]
+    # from_logit is monotone with from_logit(0) = 1/2: the same z gives the same side of grey at both
+    assert ((left > 127.5) == (right > 127.5)).mean() > 0.99
+    assert np.abs(left - 127.5).mean() > np.abs(right - 127.5).mean()  # T = 0.5 is closer to grey
+    again = task.save_samples(NoiseRows(), tmp_path / "next.png", n=4, temperature=[1.0, 0.5])
+    assert not np.array_equal(np.asarray(Image.open(again)), image.astype(np.uint8))  # the caller's stream moved on
 
 
 @pytest.mark.slow

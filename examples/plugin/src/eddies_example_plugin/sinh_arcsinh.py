@@ -48,9 +48,9 @@ class SinhArcsinh(Bijection):
 
     def __init__(self, init_skew: float, init_log_tailweight: float, shape: tuple[int, ...],
                  context_shape: tuple[int, ...] | None = None):
-        super().__init__(shape, context_shape)
-        if context_shape is not None:
-            raise ValueError("sinh_arcsinh is unconditional; build it without a context_shape")
+        # unconditional: inside a conditional composite it is built with the composite's
+        # context_shape; it states None (so no context is routed to it) and refuses one at run time
+        super().__init__(shape)
         self.skew = nn.Parameter(torch.full(self.shape, float(init_skew)))
         self.log_tailweight = nn.Parameter(torch.full(self.shape, float(init_log_tailweight)))
 

@@ -1,5 +1,10 @@
 """c-Glow's conditioning networks (cglow.txt, section 4.1 equations, section 5.1, appendix A.1).
 
+c-Glow: You Lu & Bert Huang, "Structured Output Learning with Conditional Generative Flows",
+AAAI 2020, arXiv:1905.13288 (local copy: cglow.txt). Glow: Diederik P. Kingma & Prafulla
+Dhariwal, "Glow: Generative Flow with Invertible 1x1 Convolutions", NeurIPS 2018,
+arXiv:1807.03039.
+
 Two networks turn the input image ``x`` into the parameters of a conditional Glow step:
 
 - :class:`CGlowVectorNet` (``cglow_vector``): the CN of the conditional actnorm
@@ -18,6 +23,10 @@ Initialisation: appendix A.1 says every layer's weights start at zero "as in Glo
 weights zero the hidden activations are zero, so no gradient reaches any weight and the network
 stays a constant; Glow itself zero-initialises only the last layer. We follow Glow:
 ``zero_init_last`` (default true) zeroes the last layer, the others keep PyTorch's default.
+``cglow_vector``'s ``zero_init_all: true`` reproduces the authors' code instead (every
+convolution and linear layer, weights and biases, at zero): an ablation whose conditioning is
+dead, since the output is then the last bias alone and stays independent of ``x`` whatever the
+training (protocols/cglow_horse.md, "Where the authors' code differs", item 1).
 A zero output means ``s = 0, b = 0`` for actnorm and ``W = 0`` for the 1x1 convolution, so the
 parent layer decides how the raw output maps to its parameters (for example ``exp`` of a
 log-scale, ``I + W``).
@@ -75,6 +84,10 @@ class CGlowVectorConfig(ComponentConfig):
     )
     activation: ActivationName = "relu"
     zero_init_last: bool = True
+    zero_init_all: bool = Field(
+        default=False, description="zero every layer, as the authors' code does (ablation: the "
+        "hidden activations stay 0, so the output never depends on x)",
+    )
 
 
 @register(
@@ -108,6 +121,7 @@ class CGlowVectorNet(Conditioner):
         resolution: list[int] | None = None,
         activation: str = "relu",
         zero_init_last: bool = True,
+        zero_init_all: bool = False,
         *,
         in_shape: tuple[int, ...],
         out_shape: tuple[int, ...] | None = None,
@@ -130,6 +144,10 @@ class CGlowVectorNet(Conditioner):
         self.body = nn.Sequential(*convs, *fcs)
         if zero_init_last:
             zero_init_(self.last)
+        if zero_init_all:  # the authors' dead conditioning (module docstring)
+            for layer in self.modules():
+                if isinstance(layer, nn.Conv2d | nn.Linear):
+                    zero_init_(layer)
 
     def output_shape(self) -> tuple[int, ...]:
         return self.requested_out_shape

@@ -1,6 +1,8 @@
 """Plain convolution stack (``cnn``) at constant resolution; its defaults are Glow's coupling net.
 
-Glow's affine coupling (Kingma & Dhariwal 2018, table 1 and section 3.3; cglow.txt section 3,
+Glow's affine coupling (Kingma & Dhariwal, "Glow: Generative Flow with Invertible 1x1
+Convolutions", NeurIPS 2018, arXiv:1807.03039, table 1 and section 3.3; restated in c-Glow, Lu &
+Huang, AAAI 2020, arXiv:1905.13288, cglow.txt section 3,
 the ``NN()`` of the affine coupling equations) computes its scale and shift with
 ``conv3x3(512) -> ActNorm -> ReLU -> conv1x1(512) -> ActNorm -> ReLU -> ZeroConv3x3(out)``,
 where the last convolution starts at zero and its output is multiplied by ``exp(3 * logs)`` with

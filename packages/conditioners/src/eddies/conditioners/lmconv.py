@@ -1,4 +1,8 @@
-"""Locally masked convolution (``lmconv``; Jain, Abbeel & Pathak 2020; motionflow.txt sec. 3.2, 4.3).
+"""Locally masked convolution (``lmconv``; motionflow.txt sec. 3.2, 4.3).
+
+Ajay Jain, Pieter Abbeel & Deepak Pathak, "Locally Masked Convolution for Autoregressive
+Models", UAI 2020, arXiv:2006.12486; used by MotionFlow (Zand, Etemad & Greenspan, IEEE TPAMI
+2023, arXiv:2104.04391; local copy motionflow.txt).
 
 A convolution whose kernel is masked differently at every output location so that output
 position ``i`` only sees input positions earlier in a generation ordering (see
@@ -134,12 +138,15 @@ class LMConvConfig(ComponentConfig):
 @register(
     "conditioners", "lmconv", version=1, config=LMConvConfig,
     summary="Locally masked convolution: per-location masks from a generation ordering (LMConv).",
-    examples=[
+    examples=[  # "autoregressive": the conformance kit checks the Jacobian against the ordering
         {"config": {"ordering": "hilbert", "mask_type": "A"}, "in_shape": (2, 4, 4),
-         "out_shape": (3, 4, 4), "batch": (2,)},
+         "out_shape": (3, 4, 4), "batch": (2,),
+         "autoregressive": {"ranks": ordering_ranks(Ordering(curve="hilbert"), 4, 4).tolist(), "strict": True}},
         {"config": {"ordering": {"curve": "s_curve", "transpose": True}, "dilation": 2,
                     "backend": "gather"},
-         "in_shape": (1, 5, 3), "out_shape": None, "batch": (2, 2)},
+         "in_shape": (1, 5, 3), "out_shape": None, "batch": (2, 2),
+         "autoregressive": {"ranks": ordering_ranks(Ordering(curve="s_curve", transpose=True), 5, 3).tolist(),
+                            "strict": False}},
     ],
 )
 class LMConv(Conditioner):

@@ -1,6 +1,7 @@
 """Multilayer perceptron conditioner (``mlp``), applied to the last axis of its input.
 
-Used as the scale and shift networks of affine couplings. FRMDN (frmdn.txt, section 3.2, the
+Used as the scale and shift networks of affine couplings. FRMDN (Razavi, Hosseini & Behzad
+2020, arXiv:2008.02144; frmdn.txt, section 3.2, the
 paragraph after eq. 13) uses for ``s`` "a two-layer network with a LeakyReLU activation for the
 first layer and a Tanh for the last", and for ``t`` the same without the last activation::
 

@@ -1,5 +1,11 @@
 """MotionFlow's spatio-temporal conditioner (``motionflow_conditioner``; motionflow.txt sec. 4.3).
 
+MotionFlow: Mohsen Zand, Ali Etemad & Michael Greenspan, "Flow-based Spatio-Temporal Structured
+Prediction of Motion Dynamics", IEEE TPAMI 2023, arXiv:2104.04391 (local copy: motionflow.txt).
+Its ARNs are stacks of locally masked convolutions (Jain, Abbeel & Pathak, UAI 2020,
+arXiv:2006.12486) and eq. 5 uses positional normalisation (Li, Wu, Lim, Belongie & Weinberger,
+NeurIPS 2019, arXiv:1907.04312).
+
 Two autoregressive networks read the input sequence ``x``, an image of frames (rows) by joints
 (columns) with the joint coordinates as channels (CMU mocap: ``(3, 25, 24)``). Each is a stack
 of three locally masked 3x3 convolutions (table 1): a masked *initial* convolution (mask type

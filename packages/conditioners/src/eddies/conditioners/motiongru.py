@@ -1,5 +1,9 @@
 """MotionGRU (``motiongru``; MotionRNN, motionrnn_supplement.txt eqs. 1-3).
 
+MotionRNN: Haixu Wu, Zhiyu Yao, Jianmin Wang & Mingsheng Long, "MotionRNN: A Flexible Model for
+Video Prediction with Spacetime-Varying Motions", CVPR 2021, arXiv:2103.02243 (local copy of the
+supplement: motionrnn_supplement.txt).
+
 A recurrent unit that moves a predictive model's hidden state ``H_t`` (``C x H x W``) along
 learned motion. With ``Enc`` a stride-2 convolution to ``C/4`` channels and ``k`` the
 neighbourhood size, one step is (eq. 1)::
@@ -39,9 +43,7 @@ from einops import rearrange
 from pydantic import Field
 from torch import Tensor, nn
 
-from eddies.conditioners.recurrent import unroll
-from eddies.core import ComponentConfig, Conditioner, ShapeError, register
-from eddies.core.shapes import batch_axes
+from eddies.core import ComponentConfig, SequenceConditioner, ShapeError, register
 
 
 def neighbourhood_warp(h: Tensor, offsets: Tensor, k: int) -> Tensor:
@@ -98,11 +100,12 @@ class MotionGRUConfig(ComponentConfig):
          "out_shape": (3, 2, 2), "batch": (1, 2)},
     ],
 )
-class MotionGRU(Conditioner):
+class MotionGRU(SequenceConditioner):
     """MotionGRU over a sequence of hidden states ``(B, T, C, H, W)``; see the module docstring.
 
-    A sequence conditioner (contract of ``lstm``): ``forward`` runs the recurrence over ``T``
-    steps, ``initial_state`` and ``step`` run it one step at a time. ``H`` and ``W`` must be even.
+    A :class:`~eddies.core.SequenceConditioner`: ``forward`` (the base class's teacher forcing)
+    runs the recurrence over ``T`` steps, ``initial_state`` and ``step`` run it one step at a
+    time. ``H`` and ``W`` must be even.
     """
 
     def __init__(
@@ -139,14 +142,12 @@ class MotionGRU(Conditioner):
     ) -> tuple[Tensor, Tensor]:
         """Zero transient offsets ``F'`` and trend ``D'``, each ``(B, 2k^2, H/2, W/2)``."""
         _, h, w = self.in_shape
-        zeros = torch.zeros(batch, self.motion_channels, h // 2, w // 2, device=device, dtype=dtype)
+        zeros = torch.zeros(batch, self.motion_channels, h // 2, w // 2, **self.state_options(device, dtype))
         return zeros, zeros.clone()
 
     def step(self, h: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """One step: hidden state ``(B, C, H, W)`` and ``(F', D')`` in; ``X_t`` and new state out."""
-        if h.dim() != 4:
-            raise ShapeError(f"MotionGRU: step input must be (batch, C, H, W), got {tuple(h.shape)}")
-        batch_axes(self, h, self.in_shape)
+        self.check_step(h)
         transient, trend = state
         e = self.enc(h)
         update, reset = torch.sigmoid(self.gates(torch.cat([e, transient], 1))).chunk(2, 1)
@@ -159,10 +160,3 @@ class MotionGRU(Conditioner):
         decoded = self.deconv(self.squeeze(rearrange(warped, "b c n h w -> b (c n) h w")))
         g = torch.sigmoid(self.gate(torch.cat([decoded, h], 1)))
         return g * h + (1 - g) * decoded, (new_transient, new_trend)
-
-    def forward(self, inputs: Tensor, state: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        """``X_1..X_T`` for hidden states ``(B, T, C, H, W)`` (causal), from ``state`` or zeros."""
-        if inputs.dim() != 5:
-            raise ShapeError(f"MotionGRU: inputs must be (batch, time, C, H, W), got {tuple(inputs.shape)}")
-        batch_axes(self, inputs, self.in_shape, "inputs")
-        return unroll(self, inputs, state)

@@ -1,6 +1,7 @@
 """Feature normalisation inside conditioning networks (not invertible layers; no log-det).
 
-``actnorm`` is Glow's activation normalisation (Kingma & Dhariwal 2018, section 3.1) used as a
+``actnorm`` is Glow's activation normalisation (Kingma & Dhariwal 2018, arXiv:1807.03039,
+section 3.1) used as a
 normaliser after each hidden convolution of Glow's coupling network: a per-channel affine map
 ``y = (x + b) * exp(logs)`` whose parameters are initialised from the first training batch so
 that every channel has zero mean and unit variance. The "initialised" flag is a buffer, so a

@@ -1,7 +1,8 @@
 """Generation orderings of an H x W grid, for locally masked convolutions (LMConv).
 
 An ordering is a rank map: ``rank[h, w]`` is the step at which position ``(h, w)`` is generated
-(0 first). LMConv (Jain et al. 2020; motionflow.txt sections 3.2 and 4.3, figure 1) lets every
+(0 first). LMConv (Jain, Abbeel & Pathak, UAI 2020, arXiv:2006.12486; motionflow.txt sections
+3.2 and 4.3, figure 1) lets every
 output position see only inputs earlier in the ordering. Four curves, each in its eight
 variants of the square's symmetry group (``transpose`` first, then ``flip_rows`` and
 ``flip_cols``):

@@ -1,4 +1,8 @@
-"""Positional normalisation (``pono``; Li et al. 2019), used by MotionFlow's eq. 5.
+"""Positional normalisation (``pono``), used by MotionFlow's eq. 5.
+
+Boyi Li, Felix Wu, Ser-Nam Lim, Serge Belongie & Kilian Q. Weinberger, "Positional
+Normalization", NeurIPS 2019, arXiv:1907.04312; MotionFlow: Zand, Etemad & Greenspan, IEEE
+TPAMI 2023, arXiv:2104.04391 (local copy motionflow.txt).
 
 At every position, normalise across channels, without parameters (motionflow.txt eq. 5, second
 line, read as ``(c1 - mean(c1)) / std(c1)`` with statistics over the channel axis)::

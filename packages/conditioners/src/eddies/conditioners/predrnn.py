@@ -1,6 +1,12 @@
 """PredRNN's spatio-temporal LSTM with MotionRNN's motion highway (``predrnn``).
 
-:class:`SpatioTemporalLSTMCell` is the ST-LSTM of PredRNN (Wang et al. 2017, eq. 3): besides
+PredRNN: Yunbo Wang, Mingsheng Long, Jianmin Wang, Zhifeng Gao & Philip S. Yu, "PredRNN:
+Recurrent Neural Networks for Predictive Learning using Spatiotemporal LSTMs", NeurIPS 2017
+(journal version: Wang et al., "PredRNN: A Recurrent Neural Network for Spatiotemporal
+Predictive Learning", IEEE TPAMI 2022, arXiv:2103.09504). MotionRNN: Wu, Yao, Wang & Long,
+CVPR 2021, arXiv:2103.02243 (local copy of the supplement: motionrnn_supplement.txt).
+
+:class:`SpatioTemporalLSTMCell` is the ST-LSTM of PredRNN (NeurIPS 2017, eq. 3): besides
 the temporal memory ``C`` it carries a spatio-temporal memory ``M`` that zigzags through the
 stack (layer ``l-1`` to ``l`` within a step, top layer at ``t-1`` to the bottom at ``t``)::
 
@@ -17,7 +23,7 @@ highway adds ``(1 - o) * H^l`` (the unwarped state of the layer below) to its ou
 restores the content the warp moved away. The bottom layer has no highway.
 
 :class:`PredRNN` (``predrnn``) stacks ``num_layers`` cells of ``hidden`` channels (``motion``
-switches MotionRNN on) and is a sequence conditioner with the ``lstm`` contract: per-step input
+switches MotionRNN on) and is a :class:`~eddies.core.SequenceConditioner`: per-step input
 ``in_shape=(C, H, W)``, output the top hidden state ``(hidden, H, W)``, teacher-forced
 ``forward`` over ``(B, T, C, H, W)``, and ``initial_state`` / ``step`` for rollouts. A MotionRNN
 predictor adds a 1x1 convolution from the top state to the frame (and patching) around it::
@@ -37,9 +43,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from eddies.conditioners.motiongru import MotionGRU
-from eddies.conditioners.recurrent import unroll
-from eddies.core import ComponentConfig, Conditioner, ShapeError, register
-from eddies.core.shapes import batch_axes
+from eddies.core import ComponentConfig, SequenceConditioner, ShapeError, register
 
 
 class SpatioTemporalLSTMCell(nn.Module):
@@ -111,7 +115,7 @@ class PredRNNConfig(ComponentConfig):
          "in_shape": (2, 4, 6), "out_shape": (4, 4, 6), "batch": (1, 2)},
     ],
 )
-class PredRNN(Conditioner):
+class PredRNN(SequenceConditioner):
     """Stack of :class:`SpatioTemporalLSTMCell` (optionally MotionRNN); see the module docstring.
 
     State: a dict with lists ``h``, ``c`` (one ``(B, hidden, H, W)`` per layer), the zigzag
@@ -158,21 +162,21 @@ class PredRNN(Conditioner):
         self, batch: int, device: torch.device | None = None, dtype: torch.dtype | None = None
     ) -> dict[str, Any]:
         """Zero hidden states and memories (and MotionGRU states) for ``batch`` sequences."""
+        options = self.state_options(device, dtype)
+
         def zeros() -> Tensor:
-            return torch.zeros(batch, *self._out, device=device, dtype=dtype)
+            return torch.zeros(batch, *self._out, **options)
 
         return {
             "h": [zeros() for _ in range(self.num_layers)],
             "c": [zeros() for _ in range(self.num_layers)],
             "m": zeros(),
-            "motion": [g.initial_state(batch, device, dtype) for g in self.motion_grus],
+            "motion": [g.initial_state(batch, **options) for g in self.motion_grus],
         }
 
     def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
         """One step: frame ``(B, C, H, W)`` and state in, top hidden state and new state out."""
-        if x.dim() != 4:
-            raise ShapeError(f"PredRNN: step input must be (batch, C, H, W), got {tuple(x.shape)}")
-        batch_axes(self, x, self.in_shape)
+        self.check_step(x)
         hs, cs, m, motion = [], [], state["m"], []
         inputs, highway = x, None
         for i, cell in enumerate(self.cells):
@@ -185,10 +189,3 @@ class PredRNN(Conditioner):
                 motion.append(gru_state)
                 highway = h
         return hs[-1], {"h": hs, "c": cs, "m": m, "motion": motion}
-
-    def forward(self, inputs: Tensor, state: dict[str, Any] | None = None) -> Tensor:
-        """Top hidden states ``(B, T, hidden, H, W)`` for frames ``(B, T, C, H, W)`` (causal)."""
-        if inputs.dim() != 5:
-            raise ShapeError(f"PredRNN: inputs must be (batch, time, C, H, W), got {tuple(inputs.shape)}")
-        batch_axes(self, inputs, self.in_shape, "inputs")
-        return unroll(self, inputs, state)

@@ -1,10 +1,13 @@
 """Recurrent sequence conditioners (``lstm``, ``gru``): teacher forcing and a step API.
 
-FRMDN (frmdn.txt, eqs. 10-13) computes the mixture's parameters at step t from an RNN state
-``h_t = RNN(h_{t-1}, [x_t ; y_{t-1}])``; the model builds the per-step input ``[x_t ; y_{t-1}]``
-and this module runs the recurrence. Training uses :meth:`forward` on the whole sequence
-(teacher forcing, causal: output t sees inputs 1..t only); sampling calls :meth:`step` once per
-generated step, carrying the state returned by the previous call::
+FRMDN (Seyedeh Fatemeh Razavi, Reshad Hosseini & Tina Behzad, "FRMDN: Flow-based Recurrent
+Mixture Density Network", 2020, arXiv:2008.02144; local copy frmdn.txt, eqs. 10-13) computes
+the mixture's parameters at step t from an RNN state ``h_t = RNN(h_{t-1}, [x_t ; y_{t-1}])``;
+the model builds the per-step input ``[x_t ; y_{t-1}]`` and this module runs the recurrence.
+Both conditioners are sequence conditioners (:class:`eddies.core.SequenceConditioner`).
+Training uses :meth:`forward` on the whole sequence (teacher forcing, causal: output t sees
+inputs 1..t only); sampling calls :meth:`step` once per generated step, carrying the state
+returned by the previous call::
 
     >>> import torch
     >>> rnn = LSTMConditioner(hidden_size=32, in_shape=(5,))
@@ -24,21 +27,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from eddies.core import ComponentConfig, Conditioner, ShapeError, register
-from eddies.core.shapes import batch_axes
-
-
-def unroll(net: Conditioner, inputs: Tensor, state: Any = None) -> Tensor:
-    """Run ``net.step`` over the time axis of ``inputs`` ``(B, T, ...)``, from ``state`` or
-    ``net.initial_state``; the outputs stacked to ``(B, T, ...)``. The teacher-forced ``forward``
-    of the step-by-step sequence conditioners (``motiongru``, ``predrnn``)."""
-    if state is None:
-        state = net.initial_state(inputs.shape[0], inputs.device, inputs.dtype)
-    outputs = []
-    for x in inputs.unbind(1):
-        out, state = net.step(x, state)
-        outputs.append(out)
-    return torch.stack(outputs, 1)
+from eddies.core import ComponentConfig, SequenceConditioner, ShapeError, register
 
 
 class RecurrentConfig(ComponentConfig):
@@ -55,8 +44,13 @@ class RecurrentConfig(ComponentConfig):
         return self
 
 
-class _Recurrent(Conditioner):
-    """Shared body of :class:`LSTMConditioner` and :class:`GRUConditioner` (``rnn_cls``)."""
+class _Recurrent(SequenceConditioner):
+    """Shared body of :class:`LSTMConditioner` and :class:`GRUConditioner` (``rnn_cls``).
+
+    ``scan`` runs the fused ``torch.nn.LSTM``/``GRU`` over the whole sequence (one call, not a
+    Python loop over steps) and ``step`` is ``scan`` over a sequence of length one, so the two
+    agree by construction.
+    """
 
     rnn_cls: type[nn.RNNBase]
 
@@ -86,32 +80,20 @@ class _Recurrent(Conditioner):
     def output_shape(self) -> tuple[int, ...]:
         return (self.hidden_size,)
 
-    def forward(self, inputs: Tensor, state: Any = None) -> Tensor:
-        """Teacher-forced outputs ``(B, T, H)`` for inputs ``(B, T, F)``, from ``state`` or zeros."""
-        return self.scan(inputs, state)[0]
-
     def scan(self, inputs: Tensor, state: Any = None) -> tuple[Tensor, Any]:
-        """Outputs ``(B, T, H)`` and the state after the last step (to continue with :meth:`step`)."""
-        if inputs.dim() != 3:
-            raise ShapeError(
-                f"{type(self).__name__}: inputs must have shape (batch, time, {self.in_shape[0]}), "
-                f"got {tuple(inputs.shape)}"
-            )
-        batch_axes(self, inputs, self.in_shape, "inputs")
+        """Outputs ``(B, T, H)`` for inputs ``(B, T, F)`` and the state after the last step (to
+        continue with :meth:`step`), from ``state`` or zeros."""
+        self.check_sequence(inputs)
         return self.rnn(inputs, state)
 
     def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
         """One step: input ``(B, F)`` and state in, output ``(B, H)`` and new state out."""
-        if x.dim() != 2:
-            raise ShapeError(
-                f"{type(self).__name__}: step input must have shape (batch, {self.in_shape[0]}), "
-                f"got {tuple(x.shape)}"
-            )
+        self.check_step(x)
         out, state = self.scan(x.unsqueeze(1), state)
         return out.squeeze(1), state
 
     def _zeros(self, batch: int, device: torch.device | None, dtype: torch.dtype | None) -> Tensor:
-        return torch.zeros(self.num_layers, batch, self.hidden_size, device=device, dtype=dtype)
+        return torch.zeros(self.num_layers, batch, self.hidden_size, **self.state_options(device, dtype))
 
 
 _EXAMPLES = [
@@ -127,7 +109,8 @@ _EXAMPLES = [
     examples=_EXAMPLES,
 )
 class LSTMConditioner(_Recurrent):
-    """Stacked LSTM (Hochreiter & Schmidhuber 1997) as in FRMDN eqs. 10-13 (frmdn.txt).
+    """Stacked LSTM (Hochreiter & Schmidhuber, Neural Computation 1997) as in FRMDN eqs. 10-13
+    (Razavi, Hosseini & Behzad 2020, arXiv:2008.02144; frmdn.txt).
 
     State is the pair ``(h, c)``, each ``(num_layers, B, H)``. See the module docstring for an
     example.
@@ -148,7 +131,7 @@ class LSTMConditioner(_Recurrent):
     examples=_EXAMPLES,
 )
 class GRUConditioner(_Recurrent):
-    """Stacked GRU (Cho et al. 2014); same contract as :class:`LSTMConditioner`.
+    """Stacked GRU (Cho et al., EMNLP 2014, arXiv:1406.1078); same contract as :class:`LSTMConditioner`.
 
     State is ``h`` of shape ``(num_layers, B, H)``.
 

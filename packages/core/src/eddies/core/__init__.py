@@ -6,7 +6,8 @@ Everything a plug-in author needs is importable from here::
 """
 
 from eddies.core.bijection import Bijection, sum_except_batch, zeros_logdet
-from eddies.core.conditioner import Conditioner
+from eddies.core.bounds import soft_bound
+from eddies.core.conditioner import Conditioner, SequenceConditioner
 from eddies.core.errors import (
     CheckpointError,
     DataError,
@@ -47,8 +48,8 @@ __all__ = [
     "CONDITIONERS", "FLOWS", "KINDS", "MODELS", "OPTIMIZERS", "PRIORS", "SCHEDULERS", "TASKS",
     "Bijection", "CheckpointError", "ComponentConfig", "Conditioner", "DataError", "DataSpec",
     "DuplicateComponentError", "EddiesError", "Entry", "InputOutsideDomain", "Model",
-    "NonFiniteLossError", "Prior", "Recipe", "RecipeError", "Registry", "RegistryError",
+    "NonFiniteLossError", "Prior", "Recipe", "RecipeError", "Registry", "RegistryError", "SequenceConditioner",
     "ShapeError", "Spec", "SpecOf", "Task", "TemporalPrior", "TrainConfig", "UnknownComponentError",
     "UnknownVersionError", "build", "default_data_dir", "get_registry", "load_recipe", "register",
-    "sum_except_batch", "validate_spec", "zeros_logdet",
+    "soft_bound", "sum_except_batch", "validate_spec", "zeros_logdet",
 ]

@@ -12,6 +12,12 @@ are fixed when the layer is built: ``shape`` is the input's, :attr:`out_shape` t
 (different only for reshaping layers such as squeeze), ``context_shape`` that of the context
 (``None`` for an unconditional layer). A tensor of another shape raises :class:`ShapeError`
 naming the layer, the expected and the given shape.
+
+Context routing: every layer is built with its parent's ``context_shape`` and states its own.
+An unconditional layer states ``None`` whatever it was built with, and a context given to it at
+run time is a :class:`ShapeError` (:meth:`Bijection.check_context`), never ignored. A composite
+passes the context only to its conditional children, and states ``None`` when it has none, so a
+model can tell that nothing in its flow uses the condition.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from eddies.core.errors import ShapeError
+from eddies.core.shapes import check_context
 
 
 class Bijection(nn.Module):
@@ -50,21 +57,10 @@ class Bijection(nn.Module):
             )
 
     def check_context(self, context: Tensor | None, batch: int) -> None:
-        """Check the context against :attr:`context_shape` (and that it is given iff expected)."""
-        if self.context_shape is None:
-            if context is not None:
-                raise ShapeError(f"{type(self).__name__} is unconditional but received a context")
-            return
-        if context is None:
-            raise ShapeError(
-                f"{type(self).__name__} is conditional and needs a context of shape "
-                f"(batch, {', '.join(map(str, self.context_shape))})"
-            )
-        self.check(context, self.context_shape, "context")
-        if context.shape[0] != batch:
-            raise ShapeError(
-                f"{type(self).__name__}: context batch {context.shape[0]} != input batch {batch}"
-            )
+        """Check the context against :attr:`context_shape`: given iff the layer is conditional,
+        of shape ``(batch, *context_shape)`` with the input's ``batch``
+        (:func:`eddies.core.shapes.check_context`, the check the priors use too)."""
+        check_context(self, context, self.context_shape, batch, batch_dims=1)
 
 
 def sum_except_batch(t: Tensor) -> Tensor:

@@ -6,14 +6,27 @@ tensors) and minimises ``out["loss"]``; the other scalar entries are logged (a l
 reports ``nll``; the trainer calls the validation loss ``val_nll`` only then). Density models
 implement :meth:`log_prob` (per-sample, shape (batch,)).
 
-Generation uses the same argument names in every kind:
+Generation uses the same argument names in every kind (the model kinds live in eddies-models):
 
-- ``samples``: the number of draws (``sample``: ``None`` gives one draw per row, shape
-  ``(B, *target)``; an integer ``N`` gives ``(N, B, *target)``; ``predict``: how many draws
-  its point estimate averages, ``None`` for the model's default);
-- ``temperature``: the prior's spread (0: the mode);
-- ``prefix``: the number of leading target steps taken from the batch and continued;
-- ``horizon``: the number of steps to generate after the prefix (sequence kinds).
+- ``batch``: the condition ``batch[data.condition]`` gives the number of rows ``B``, one draw
+  per row. Unconditional data (``data.condition is None``) has ``B`` = the leading size of
+  ``batch[data.target]`` when the batch holds the target (only its size is read, unless
+  ``prefix`` asks for its first steps), and ``B = 1`` for an empty batch: ``sample({},
+  samples=64)`` draws 64 unconditional samples of shape ``(64, 1, *target)``
+  (:meth:`Model.rows`);
+- ``samples``: the number of draws. ``sample``: ``None`` gives one draw per row, shape
+  ``(B, *target)``; an integer ``N >= 1`` gives ``(N, B, *target)``, draw ``n`` of row ``b`` at
+  ``[n, b]``. ``predict``: how many draws its point estimate averages (``None``: the model's
+  default, usually a config field);
+- ``temperature``: the prior's spread (standard deviation factor; 0: the mode). ``predict``'s
+  ``None`` means the model's default;
+- ``prefix``: the number of leading target steps taken from ``batch[data.target]`` and
+  continued (sequence kinds; the output starts with those steps);
+- ``horizon``: the number of steps generated after the prefix (sequence kinds; default: the
+  rest of the target's ``T``, so the time axis has ``prefix + horizon`` steps).
+
+A kind that has no time axis refuses ``prefix`` and ``horizon`` with a ``ValueError`` naming
+itself (:meth:`Model.refuse_sequence_options`) instead of ignoring them.
 
 The trainer tells the model how far training has gone through :meth:`Model.set_progress`
 (called before every optimizer step, and after a resume), for schedules such as MotionRNN's
@@ -24,11 +37,14 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from eddies.core.errors import ShapeError
 from eddies.core.task import DataSpec
 
 
 class Model(nn.Module):
-    """Base class of model kinds."""
+    """Base class of model kinds; ``kind`` is the registered name used in error messages."""
+
+    kind = "model"
 
     def __init__(self, data: DataSpec):
         super().__init__()
@@ -56,7 +72,8 @@ class Model(nn.Module):
         self, batch: dict[str, Tensor], samples: int | None = None, temperature: float = 1.0,
         prefix: int | None = None, horizon: int | None = None,
     ) -> Tensor:
-        """Draws from the model given ``batch``'s condition; see the module docstring."""
+        """Draws from the model given ``batch``'s condition: ``(B, *target)``, or
+        ``(samples, B, *target)``; see the module docstring."""
         raise NotImplementedError
 
     def predict(
@@ -65,3 +82,31 @@ class Model(nn.Module):
     ) -> Tensor:
         """A point prediction ``(B, *target)``; see the module docstring."""
         raise NotImplementedError
+
+    # helpers for kinds ---------------------------------------------------------------------
+    def rows(self, batch: dict[str, Tensor]) -> int:
+        """``B``, the number of rows a generation call draws for (see the module docstring)."""
+        name = self.data.condition
+        if name is not None:
+            if name not in batch:
+                raise ShapeError(f"{self.kind}: the batch has no condition {name!r} (keys: {sorted(batch)})")
+            return int(batch[name].shape[0])
+        target = batch.get(self.data.target)
+        return 1 if target is None else int(target.shape[0])
+
+    def check_samples(self, method: str, samples: int | None) -> int:
+        """The number of draws ``samples`` stands for (``None``: 1), checked to be an int >= 1."""
+        if samples is None:
+            return 1
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise ValueError(f"{self.kind}.{method}: samples must be an integer >= 1 or None, got {samples!r}")
+        return samples
+
+    def refuse_sequence_options(self, method: str, prefix: int | None, horizon: int | None) -> None:
+        """A ``ValueError`` when ``prefix`` or ``horizon`` is given to a kind without a time axis."""
+        given = [f"{k}={v!r}" for k, v in (("prefix", prefix), ("horizon", horizon)) if v is not None]
+        if given:
+            raise ValueError(
+                f"{self.kind}.{method}: {', '.join(given)} given, but {self.kind} generates its whole "
+                "target at once (prefix and horizon are for sequence kinds)"
+            )

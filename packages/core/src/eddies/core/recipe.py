@@ -4,7 +4,9 @@
 ``recipes/frmdn_mnist.yaml`` (or takes a path), loads it with YAML's safe loader (tags that
 would construct Python objects are refused, so a recipe can only *name* registered components),
 applies the overrides, and validates the whole tree with pydantic before any tensor exists.
-Every error names the dotted key (``model.flow.layers.2.hidden``) and the file.
+Every error names the dotted key (``model.flow.layers.2.hidden``) and where the value came from:
+the file (``(in recipes/frmdn_mnist.yaml)``) or the override that set it (``(from the
+command-line override train.epochs=abc)``).
 
 Override values are parsed as YAML scalars or flow collections (``a=[1, 2]``, ``b={type: mlp}``);
 list items are addressed by index (``model.flow.layers.0.hidden=64``). A key that is neither in
@@ -15,30 +17,47 @@ Interpolation (``${...}``) is deliberately not supported: a recipe is plain data
 from __future__ import annotations
 
 import copy
-import difflib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 
-from eddies.core.errors import RecipeError, RegistryError
+from eddies.core.errors import Problem, RecipeError, RegistryError, did_you_mean
 from eddies.core.registry import get_registry
-from eddies.core.spec import Spec, SpecKind, SpecOf, validation_error
+from eddies.core.spec import Spec, SpecKind, SpecOf, join_path, validation_error
 
 RECIPES_ENV = "EDDIES_RECIPES"
 
 
-class EarlyStopping(BaseModel):
-    """Stop when the validation metric has not improved by ``min_delta`` for ``patience`` evals."""
+class Monitor(BaseModel):
+    """The evaluation metric that selects the ``best`` checkpoint and drives early stopping.
+
+    ``metric`` is any key an evaluation reports (``val_loss``, ``val_nll``, ``val_<task metric>``);
+    default ``val_nll`` when the model is a likelihood (its loss reports ``nll``), else
+    ``val_loss``. ``mode`` defaults to the task's declared direction of a task metric
+    (:meth:`eddies.core.task.Task.metric_directions`), else ``min``.
+    """
 
     model_config = ConfigDict(extra="forbid")
-    metric: str = "val_nll"
-    mode: Literal["min", "max"] = "min"
+    metric: str | None = Field(None, description="default: val_nll for a likelihood model, else val_loss")
+    mode: Literal["min", "max"] | None = Field(None, description="default: the task's direction, else min")
+
+
+class EarlyStopping(BaseModel):
+    """Stop when the monitored metric has not improved by ``min_delta`` for ``patience`` evals.
+
+    ``metric`` and ``mode`` default to ``train.monitor``'s; when set they must agree with it
+    (one metric selects the best checkpoint and stops the run), and alone they set it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    metric: str | None = Field(None, description="default: train.monitor.metric")
+    mode: Literal["min", "max"] | None = Field(None, description="default: train.monitor.mode")
     patience: int = Field(3, ge=1)
     min_delta: float = Field(0.0, ge=0.0)
 
@@ -56,7 +75,11 @@ class TrainConfig(BaseModel):
     grad_clip: float | None = Field(None, gt=0, description="max global gradient norm")
     grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    monitor: Monitor = Monitor()
     early_stopping: EarlyStopping | None = None
+    task_eval_every: int | None = Field(
+        1, ge=1, description="evaluations between computations of the task's metrics (also at the last "
+        "evaluation); null: only at the last")
     max_nonfinite: int = Field(10, ge=1, description="stop after this many non-finite steps in a row")
     eval_every: int | None = Field(None, ge=1, description="steps between evaluations (default: each epoch)")
     log_every: int = Field(10, ge=1)
@@ -67,6 +90,17 @@ class TrainConfig(BaseModel):
     keep_checkpoints: int = Field(3, ge=1, description="newest checkpoints kept (plus 'best')")
     samples: bool = Field(True, description="write the task's sample grid beside the checkpoints at the end")
     find_unused_parameters: bool = Field(False, description="DDP: allow parameters without gradient")
+
+    @model_validator(mode="after")
+    def _one_monitored_metric(self) -> TrainConfig:
+        rule = self.early_stopping
+        for key in ("metric", "mode"):
+            mine, theirs = getattr(self.monitor, key), rule and getattr(rule, key)
+            if mine is not None and theirs is not None and mine != theirs:
+                raise ValueError(
+                    f"early_stopping.{key}={theirs!r} differs from monitor.{key}={mine!r}: one metric selects "
+                    "the best checkpoint and stops the run; set it once, in train.monitor")
+        return self
 
 
 class Recipe(BaseModel):
@@ -110,10 +144,8 @@ def find_recipe(name: str | os.PathLike[str], directory: Path | None = None) -> 
     if candidate.is_file():
         return candidate
     known = sorted(p.stem for p in directory.glob("*.yaml"))
-    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise RecipeError(
-        f"unknown recipe {str(name)!r} (looked for {candidate}).{hint} "
+        f"unknown recipe {str(name)!r} (looked for {candidate}).{did_you_mean(str(name), known)} "
         f"Recipes in {directory}: {', '.join(known) or '(none)'}",
         "recipe",
     )
@@ -153,48 +185,93 @@ def parse_override(arg: str) -> tuple[str, Any]:
     return key, value
 
 
-def apply_overrides(tree: dict[str, Any], overrides: list[str], source: str | None = None) -> dict[str, Any]:
-    """Return a copy of ``tree`` with dotted ``key=value`` overrides applied.
+def set_dotted(
+    tree: dict[str, Any], parts: Sequence[str], value: Any,
+    fill: Callable[[dict[str, Any], str, tuple[str, ...]], Any] | None = None,
+) -> None:
+    """Set ``tree[parts[0]][parts[1]]... = value`` in place.
+
+    The one override walker of recipes (:func:`apply_overrides`) and sweep files
+    (:func:`eddies.engine.sweep.load_sweep`). Mappings are entered by key, lists by (possibly
+    negative) index; an absent or null intermediate key of a mapping is created as
+    ``fill(mapping, key, path so far with list indices resolved)`` (default: an empty mapping),
+    where ``fill`` may raise instead. A part that is not a valid index of a list, or a scalar in
+    the way, is a :class:`RecipeError` naming the dotted path reached.
+    """
+    node: Any = tree
+    resolved: list[str] = []
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not part.lstrip("-").isdigit():
+                raise RecipeError(f"{part!r} is not a list index (list has {len(node)} items)", join_path(*resolved, part))
+            key: Any = int(part)
+            if not -len(node) <= key < len(node):
+                raise RecipeError(f"index {key} out of range (list has {len(node)} items)", join_path(*resolved, part))
+            resolved.append(str(key % len(node)))
+        elif isinstance(node, dict):
+            key = part
+            resolved.append(part)
+            if not last and node.get(part) is None:
+                node[part] = {} if fill is None else fill(node, part, tuple(resolved))
+        else:
+            raise RecipeError(
+                f"cannot set {'.'.join(parts)!r}: {'.'.join(resolved)!r} holds a {type(node).__name__}, "
+                "not a mapping or list", join_path(*resolved, part))
+        if last:
+            node[key] = value
+        else:
+            node = node[key]
+
+
+def override_origin(word: str, label: str = "command-line override") -> str:
+    """How an error caused by an override names it: ``the command-line override train.epochs=abc``."""
+    return f"the {label} {word}"
+
+
+def apply_overrides(
+    tree: Mapping[str, Any], overrides: Sequence[str], source: str | None = None,
+    label: str = "command-line override",
+) -> dict[str, Any]:
+    """Return a copy of ``tree`` with dotted ``key=value`` overrides applied (:func:`set_dotted`).
 
     An absent intermediate key is created from the schema's default when it is a field of the
     model or component at that place (so ``train.optimizer.lr=0.1`` works on a recipe that has
-    no ``train`` section); any other absent key is an error listing the closest keys.
+    no ``train`` section); any other absent key is an error listing the closest keys. A new leaf
+    is checked against the schema during validation. Errors end with ``(from the <label> <word>)``
+    (:func:`override_origin`), not with the recipe file.
     """
-    tree = copy.deepcopy(tree)
-    for arg in overrides:
-        key, value = parse_override(arg)
-        parts = key.split(".")
-        node: Any = tree
-        schema: Any = Recipe
-        for depth, part in enumerate(parts):
-            here = ".".join(parts[: depth + 1])
-            last = depth == len(parts) - 1
-            if isinstance(node, list):
-                if not part.lstrip("-").isdigit():
-                    raise RecipeError(f"{part!r} is not a list index (list has {len(node)} items)", here, source)
-                index = int(part)
-                if not -len(node) <= index < len(node):
-                    raise RecipeError(f"index {index} out of range (list has {len(node)} items)", here, source)
-                if last:
-                    node[index] = value
-                node, schema = node[index], schema[1] if isinstance(schema, tuple) else None
-            elif isinstance(node, dict):
-                fields = _fields_of(node, schema)
-                if last:
-                    node[part] = value  # a new leaf is checked against the schema during validation
-                    break
-                if part not in node or node[part] is None:
-                    if part not in fields:
-                        _raise_unknown(part, sorted(set(node) | set(fields)), here, source)
-                    node[part] = _default_tree(fields[part])
-                schema = _schema_of(fields[part].annotation, fields[part].metadata) if part in fields else None
-                node = node[part]
-            else:
-                raise RecipeError(
-                    f"cannot set {key!r}: {'.'.join(parts[:depth])!r} holds a "
-                    f"{type(node).__name__}, not a mapping or list", here, source,
-                )
+    tree = copy.deepcopy(dict(tree))
+
+    def fill(node: dict[str, Any], part: str, path: tuple[str, ...]) -> Any:
+        fields = _fields_of(node, _schema_at(tree, path[:-1]))
+        if part not in fields:
+            allowed = sorted(set(node) | set(fields))
+            raise RecipeError(f"unknown key {part!r}.{did_you_mean(part, allowed)} Existing keys: "
+                              f"{', '.join(allowed)}", ".".join(path))
+        return _default_tree(fields[part])
+
+    for word in overrides:
+        try:
+            key, value = parse_override(word)
+            set_dotted(tree, key.split("."), value, fill)
+        except RecipeError as err:
+            raise RecipeError(err.message, err.path, source, override_origin(word, label)) from None
     return tree
+
+
+def _schema_at(tree: Mapping[str, Any], parts: Sequence[str]) -> Any:
+    """The schema (see :func:`_schema_of`) of the node ``parts`` reaches in ``tree``, from :class:`Recipe`."""
+    schema: Any = Recipe
+    node: Any = tree
+    for part in parts:
+        if isinstance(node, list):
+            schema, node = (schema[1] if isinstance(schema, tuple) else None), node[int(part)]
+        else:
+            fields = _fields_of(node, schema)
+            schema = _schema_of(fields[part].annotation, fields[part].metadata) if part in fields else None
+            node = node[part]
+    return schema
 
 
 def _schema_of(annotation: Any, metadata: Sequence[Any] = ()) -> Any:
@@ -238,18 +315,50 @@ def _default_tree(field: FieldInfo) -> Any:
     return {}
 
 
-def _raise_unknown(part: str, allowed: list[str], here: str, source: str | None) -> None:
-    close = difflib.get_close_matches(part, allowed, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise RecipeError(f"unknown key {part!r}.{hint} Existing keys: {', '.join(allowed)}", here, source)
+def validate_recipe(
+    tree: Mapping[str, Any], source: str | None = None, overrides: Sequence[str] = (),
+    label: str = "command-line override",
+) -> Recipe:
+    """Validate a whole recipe tree; one :class:`RecipeError` with dotted paths on failure.
 
-
-def validate_recipe(tree: Mapping[str, Any], source: str | None = None) -> Recipe:
-    """Validate a whole recipe tree; one :class:`RecipeError` with dotted paths on failure."""
+    ``overrides`` are the ``key=value`` words already applied to ``tree``: a problem at or below
+    a key one of them set is reported as coming from that override, not from ``source``.
+    """
     try:
         return Recipe.model_validate(dict(tree))
     except ValidationError as err:
-        raise validation_error(err, Recipe, "", source) from None
+        problem = validation_error(err, Recipe, "", source)
+    set_by = _override_paths(tree, overrides)
+
+    def origin(path: str) -> str | None:
+        above = [k for k in set_by if path == k or path.startswith(k + ".")]
+        if above:  # the override set this value
+            return override_origin(set_by[max(above, key=len)], label)
+        below = [set_by[k] for k in set_by if not path or k.startswith(path + ".")]
+        if below:  # a check of a whole section that an override changed part of
+            return " and ".join([*(override_origin(w, label) for w in below), *([source] if source else [])])
+        return None
+
+    first, *rest = problem.problems
+    raise RecipeError(first.message, first.path, source, origin(first.path),
+                      [Problem(p.path, p.message, origin(p.path)) for p in rest]) from None
+
+
+def _override_paths(tree: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, str]:
+    """Dotted path (list indices resolved against ``tree``) -> the override word that set it."""
+    found: dict[str, str] = {}
+    for word in overrides:
+        parts, node = parse_override(word)[0].split("."), tree
+        for i, part in enumerate(parts):
+            if isinstance(node, list) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
+                parts[i] = str(int(part) % len(node))
+                node = node[int(part)]
+            elif isinstance(node, Mapping) and part in node:
+                node = node[part]
+            else:
+                break
+        found[".".join(parts)] = word  # a later override of the same key wins
+    return found
 
 
 def recipe_tree(
@@ -273,7 +382,8 @@ def load_recipe(
     directory: Path | None = None,
 ) -> Recipe:
     """Find, load, override and validate a recipe (name, path or an already-loaded mapping)."""
-    return validate_recipe(*recipe_tree(recipe, overrides, directory))
+    tree, source = recipe_tree(recipe, overrides, directory)
+    return validate_recipe(tree, source, overrides)
 
 
 def split_cli(argv: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -296,7 +406,7 @@ def split_cli(argv: list[str]) -> tuple[dict[str, str], list[str]]:
 
 
 __all__ = [
-    "EarlyStopping", "Recipe", "Spec", "TrainConfig", "apply_overrides", "find_recipe",
-    "load_recipe", "load_yaml", "parse_override", "recipe_tree", "recipes_dir", "split_cli",
-    "validate_recipe",
+    "EarlyStopping", "Monitor", "Recipe", "Spec", "TrainConfig", "apply_overrides", "find_recipe",
+    "load_recipe", "load_yaml", "override_origin", "parse_override", "recipe_tree", "recipes_dir",
+    "set_dotted", "split_cli", "validate_recipe",
 ]

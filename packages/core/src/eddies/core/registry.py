@@ -23,7 +23,6 @@ provided it, so a checkpoint can say exactly which components built it.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import os
 import re
@@ -36,12 +35,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from eddies.core.errors import DuplicateComponentError, UnknownComponentError, UnknownVersionError
+from eddies.core.errors import (
+    DuplicateComponentError,
+    UnknownComponentError,
+    UnknownVersionError,
+    did_you_mean,
+)
 
 KINDS = ("flows", "conditioners", "priors", "models", "tasks", "optimizers", "schedulers")
 FIRST_PARTY = frozenset(
-    {"eddies-core", "eddies-flows", "eddies-conditioners", "eddies-priors", "eddies-tasks",
-     "eddies-engine"}
+    {"eddies-core", "eddies-flows", "eddies-conditioners", "eddies-priors", "eddies-models",
+     "eddies-tasks", "eddies-engine"}
 )
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -164,10 +168,8 @@ class Registry:
         versions = self._entries.get(name)
         if not versions:
             names = sorted(self._entries)
-            close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             raise UnknownComponentError(
-                f"unknown {self.kind} component {name!r}.{hint} Registered {self.kind}: "
+                f"unknown {self.kind} component {name!r}.{did_you_mean(name, names)} Registered {self.kind}: "
                 f"{', '.join(names) if names else '(none)'}"
             )
         if version is None:

@@ -16,7 +16,6 @@ string is shorthand for ``{type: string}``.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -25,7 +24,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, PlainSerializer, PlainValidator, ValidationError, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from eddies.core.errors import RecipeError, RegistryError
+from eddies.core.errors import Problem, RecipeError, RegistryError, did_you_mean
 from eddies.core.registry import Entry, get_registry
 
 
@@ -102,9 +101,10 @@ def _validate_nested(value: Any, kind: str) -> Spec:
         return value
     try:
         return validate_spec(value, kind)
-    except RecipeError as err:
+    except RecipeError as err:  # every problem travels, each with its path inside this spec
         raise PydanticCustomError(
-            "eddies_spec", "{message}", {"path": err.path, "message": err.message}
+            "eddies_spec", "{message}",
+            {"path": err.path, "message": err.message, "problems": [tuple(p) for p in err.problems]},
         ) from None
 
 
@@ -143,22 +143,25 @@ def join_path(*parts: Any) -> str:
 def validation_error(
     err: ValidationError, model: type[BaseModel], path: str = "", source: str | None = None
 ) -> RecipeError:
-    """Turn pydantic's errors into one :class:`RecipeError` whose lines each give a dotted path."""
-    lines: list[tuple[str, str]] = []
+    """Turn pydantic's errors into one :class:`RecipeError` whose problems each give a full dotted path.
+
+    A nested spec's own problems (several, from :func:`validate_spec` below this field) are
+    all kept, each prefixed with the path of the field that holds the spec.
+    """
+    problems: list[Problem] = []
     for e in err.errors():
         loc = join_path(path, *e["loc"])
         if e["type"] == "eddies_spec":
-            loc, msg = join_path(loc, e["ctx"]["path"]), e["ctx"]["message"]
-        elif e["type"] == "extra_forbidden":
+            nested = e["ctx"].get("problems") or [(e["ctx"]["path"], e["ctx"]["message"])]
+            problems += [Problem(join_path(loc, p[0]), p[1]) for p in nested]
+            continue
+        if e["type"] == "extra_forbidden":
             msg = _unknown_key_message(str(e["loc"][-1]), _fields_at(model, e["loc"][:-1]))
         else:
-            msg = e["msg"]
-        lines.append((loc, msg))
-    first_path, first_msg = lines[0]
-    if len(lines) == 1:
-        return RecipeError(first_msg, first_path, source)
-    rest = "\n".join(f"  {p}: {m}" for p, m in lines[1:])
-    return RecipeError(f"{first_msg}\nfurther problems:\n{rest}", first_path, source)
+            msg = str(e["msg"]).removeprefix("Value error, ")
+        problems.append(Problem(loc, msg))
+    first, *rest = problems
+    return RecipeError(first.message, first.path, source, further=rest)
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -174,9 +177,7 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
 
 
 def _unknown_key_message(key: str, allowed: list[str]) -> str:
-    close = difflib.get_close_matches(key, allowed, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return f"unknown key {key!r}.{hint} Allowed keys: {', '.join(allowed) or '(none)'}"
+    return f"unknown key {key!r}.{did_you_mean(key, allowed)} Allowed keys: {', '.join(allowed) or '(none)'}"
 
 
 def validate_spec(spec: Any, kind: str, path: str = "", source: str | None = None) -> Spec:

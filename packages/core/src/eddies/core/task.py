@@ -73,5 +73,10 @@ class Task:
         raise NotImplementedError
 
     def save_samples(self, model: nn.Module, path: Path, **options: Any) -> Path:
-        """Write the task's sample picture (PNG) for ``model`` and return its path."""
+        """Write the task's sample picture (PNG) for ``model`` and return its path.
+
+        The trainer calls it with no option (the task's default picture); ``apps/sample.py``
+        passes ``n`` and, when given, ``temperature``: a float, or a list of floats for one
+        labelled panel per temperature (``mnist_rows`` takes both; its default is 1.0 and 0.6).
+        """
         raise NotImplementedError

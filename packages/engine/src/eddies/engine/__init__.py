@@ -8,28 +8,18 @@
     result = Trainer(load_recipe("frmdn_mnist"), "runs/demo").fit()
     recipe, model, task, state = load_checkpoint("runs/demo")
 
-See docs/training.md.
+The engine registers no components (the smoke-test pair ``synthetic_regression`` /
+``gaussian_regression`` lives in eddies-tasks and eddies-models), so registry discovery never
+imports it. See docs/training.md.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+from eddies.engine.checkpoint import find_checkpoint, latest_checkpoint, load_checkpoint, read_checkpoint
+from eddies.engine.metrics import MetricsLog, plot_curves
+from eddies.engine.trainer import Callback, Trainer
 
 __version__ = "0.1.0"
 
-# Imported on first use (PEP 562): registry discovery imports eddies.engine.synthetic, which
-# must not pull in Accelerate and matplotlib through this package's __init__.
-_EXPORTS = {
-    "Callback": "trainer", "Trainer": "trainer", "MetricsLog": "metrics", "plot_curves": "metrics",
-    "find_checkpoint": "checkpoint", "latest_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
-    "read_checkpoint": "checkpoint",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'eddies.engine' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"eddies.engine.{_EXPORTS[name]}"), name)
+__all__ = [
+    "Callback", "MetricsLog", "Trainer", "find_checkpoint", "latest_checkpoint", "load_checkpoint",
+    "plot_curves", "read_checkpoint",
+]

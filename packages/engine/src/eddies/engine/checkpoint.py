@@ -13,10 +13,10 @@ Layout of one checkpoint (``<run_dir>/checkpoints/step-000123/``)::
 
 ``<run_dir>/checkpoints/latest`` and ``best`` are one-line text files naming a checkpoint folder.
 
-Atomicity: a checkpoint is written into a hidden temporary folder (files fsynced), then renamed
-to its final name in one ``os.rename``; the pointer files are replaced with ``os.replace``. A
-process killed at any moment leaves either the previous complete checkpoint or the new complete
-one, never a half-written folder under a visible name. Reading checks the hashes, so a corrupted
+Atomicity (:mod:`eddies.core.files`): a checkpoint is written into a hidden temporary folder
+(files fsynced), then renamed to its final name in one ``os.rename``; the pointer files are
+replaced with ``os.replace``. A process killed at any moment leaves either the previous complete
+checkpoint or the new complete one, never a half-written folder under a visible name. Reading checks the hashes, so a corrupted
 or truncated file is a :class:`~eddies.core.errors.CheckpointError` naming the file.
 
 Example::
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
 from eddies.core.errors import CheckpointError, EddiesError, RegistryError
+from eddies.core.files import atomic_dir, atomic_write_bytes
 from eddies.core.recipe import Recipe, validate_recipe
 from eddies.core.registry import Entry, get_registry
 from eddies.core.task import Task
@@ -100,39 +100,24 @@ def save_checkpoint(
     rng: dict[str, torch.Tensor],
     state: dict[str, Any],
 ) -> Path:
-    """Write ``folder/name`` atomically and return its path (an existing one is replaced)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write ``folder/name`` atomically (:func:`eddies.core.files.atomic_dir`; an existing one is replaced)."""
     final = folder / name
-    tmp = folder / f".tmp-{name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    hashes = {}
-    for filename, tensors in zip(FILES, (model, optimizer, rng), strict=True):
-        data = safetensors_save(
-            {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata={"format": "pt"}
-        )
-        _write_bytes(tmp / filename, data)
-        hashes[filename] = hashlib.sha256(data).hexdigest()
-    meta = {"format": FORMAT, **state, "files": hashes}
-    _write_bytes(tmp / "state.json", json.dumps(meta, indent=1).encode())
-    _fsync_dir(tmp)
-    if final.exists():
-        trash = folder / f".old-{name}-{os.getpid()}"
-        os.rename(final, trash)
-        os.rename(tmp, final)
-        shutil.rmtree(trash)
-    else:
-        os.rename(tmp, final)
-    _fsync_dir(folder)
+    with atomic_dir(final, replace=True) as tmp:
+        hashes = {}
+        for filename, tensors in zip(FILES, (model, optimizer, rng), strict=True):
+            data = safetensors_save(
+                {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata={"format": "pt"}
+            )
+            (tmp / filename).write_bytes(data)
+            hashes[filename] = hashlib.sha256(data).hexdigest()
+        meta = {"format": FORMAT, **state, "files": hashes}
+        (tmp / "state.json").write_text(json.dumps(meta, indent=1))
     return final
 
 
 def write_pointer(folder: Path, pointer: str, target: str) -> None:
     """Point ``folder/pointer`` (``latest`` or ``best``) at checkpoint ``target``, atomically."""
-    tmp = folder / f".{pointer}-{os.getpid()}"
-    _write_bytes(tmp, (target + "\n").encode())
-    os.replace(tmp, folder / pointer)
-    _fsync_dir(folder)
+    atomic_write_bytes(folder / pointer, (target + "\n").encode())
 
 
 def prune(folder: Path, keep: int) -> None:
@@ -142,21 +127,6 @@ def prune(folder: Path, keep: int) -> None:
     for old in steps[: max(0, len(steps) - keep)]:
         if old.name not in protected:
             shutil.rmtree(old, ignore_errors=True)
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # reading -----------------------------------------------------------------------------------

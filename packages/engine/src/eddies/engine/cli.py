@@ -7,15 +7,14 @@ with status 2, without a traceback; any other exception keeps its traceback.
 
 Example::
 
-    python apps/train.py recipe=frmdn_mnist train.epochs=1 run_dir=runs/try
-    python apps/train.py run_dir=runs/try resume=auto          # continue it (recipe from the checkpoint)
-    python apps/evaluate.py checkpoint=runs/try                # test metrics of its latest checkpoint
-    python apps/sample.py checkpoint=runs/try n=16 out=grid.png
+    .venv/bin/python apps/train.py recipe=frmdn_mnist train.epochs=1 run_dir=runs/try
+    .venv/bin/python apps/train.py run_dir=runs/try resume=auto   # continue it (recipe from the checkpoint)
+    .venv/bin/python apps/evaluate.py checkpoint=runs/try         # test metrics of its latest checkpoint
+    .venv/bin/python apps/sample.py checkpoint=runs/try n=16      # writes runs/try/checkpoints/<step>/samples-...png
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 import sys
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from typing import Any
 
 import torch
 
-from eddies.core.errors import EddiesError, RecipeError
+from eddies.core.errors import EddiesError, RecipeError, did_you_mean
 from eddies.core.recipe import Recipe, load_recipe, split_cli
 from eddies.engine.checkpoint import (
     checkpoint_recipe,
@@ -37,12 +36,12 @@ from eddies.engine.data import ShardBatchSampler, loader
 from eddies.engine.rng import seed_everything
 from eddies.engine.trainer import Trainer
 
-TRAIN_USAGE = ("usage: python apps/train.py recipe=NAME|PATH [run_dir=PATH] [resume=auto|PATH] "
+TRAIN_USAGE = ("usage: .venv/bin/python apps/train.py recipe=NAME|PATH [run_dir=PATH] [resume=auto|PATH] "
                "[data_dir=PATH] [seed=N] [name=NAME] [dotted.key=value ...]")
-EVALUATE_USAGE = ("usage: python apps/evaluate.py checkpoint=PATH [split=test] [out=PATH] [data_dir=PATH] "
+EVALUATE_USAGE = ("usage: .venv/bin/python apps/evaluate.py checkpoint=PATH [split=test] [out=PATH] [data_dir=PATH] "
                   "[batch_size=N]")
-SAMPLE_USAGE = ("usage: python apps/sample.py checkpoint=PATH [n=16] [temperature=1.0] [out=PATH] "
-                "[seed=N] [data_dir=PATH]")
+SAMPLE_USAGE = ("usage: .venv/bin/python apps/sample.py checkpoint=PATH [n=16] [temperature=T[,T...]] "
+                "[out=PATH] [seed=N] [data_dir=PATH]")
 
 
 def run(main: Callable[[list[str]], Any]) -> None:
@@ -63,9 +62,8 @@ def parse(argv: list[str], allowed: tuple[str, ...], usage: str) -> tuple[dict[s
     options, overrides = split_cli(argv)
     for key in options:
         if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=2, cutoff=0.5)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise RecipeError(f"unknown option {key!r}.{hint} Options: {', '.join(allowed)}. {usage}")
+            raise RecipeError(f"unknown option {key!r}.{did_you_mean(key, allowed)} Options: "
+                              f"{', '.join(allowed)}. {usage}")
     return options, overrides
 
 
@@ -83,19 +81,22 @@ def _recipe_for_training(options: dict[str, str], overrides: list[str]) -> Recip
 
 
 def train_main(argv: list[str]) -> dict[str, Any]:
-    """python apps/train.py recipe=NAME|PATH [run_dir=PATH] [resume=auto|PATH] [data_dir=PATH] [key=value ...]
+    """.venv/bin/python apps/train.py recipe=NAME|PATH [run_dir=PATH] [resume=auto|PATH] [data_dir=PATH] [key=value ...]
 
     Train a recipe (dotted key=value pairs override it; seed=N and name=NAME set the recipe's
     top-level seed and name). run_dir defaults to
     runs/<recipe name>/<UTC timestamp>; resume=auto continues from run_dir's latest checkpoint
     when there is one, resume=PATH from a checkpoint or run directory (the recipe may then be
-    omitted: it is read from the checkpoint). Prints the final metrics as JSON.
+    omitted: it is read from the checkpoint). Prints the run directory first and the final
+    metrics as JSON last.
     """
     options, overrides = parse(argv, ("recipe", "run_dir", "resume", "data_dir", "seed", "name"), TRAIN_USAGE)
     overrides = [f"{key}={options.pop(key)}" for key in ("seed", "name") if key in options] + overrides
     recipe = _recipe_for_training(options, overrides)
     trainer = Trainer(recipe, options.get("run_dir"), options.get("resume") or None,
                       data_dir=options.get("data_dir"))
+    if trainer.is_main:
+        print(f"run directory: {trainer.run_dir}", flush=True)
     result = trainer.fit()
     if trainer.is_main:
         print(json.dumps(result))
@@ -119,7 +120,7 @@ def _number(options: dict[str, str], key: str, kind: type, default: Any) -> Any:
 
 
 def evaluate_main(argv: list[str]) -> dict[str, float]:
-    """python apps/evaluate.py checkpoint=PATH [split=test] [out=PATH] [data_dir=PATH] [batch_size=N]
+    """.venv/bin/python apps/evaluate.py checkpoint=PATH [split=test] [out=PATH] [data_dir=PATH] [batch_size=N]
 
     The task's metrics of a checkpoint (a checkpoint folder, a 'latest' pointer or a run
     directory) on a split; printed as JSON and written to out (default
@@ -143,21 +144,57 @@ def evaluate_main(argv: list[str]) -> dict[str, float]:
 
 
 def sample_main(argv: list[str]) -> Path:
-    """python apps/sample.py checkpoint=PATH [n=16] [temperature=1.0] [out=PATH] [seed=N] [data_dir=PATH]
+    """.venv/bin/python apps/sample.py checkpoint=PATH [n=16] [temperature=T[,T...]] [out=PATH] [seed=N] [data_dir=PATH]
 
-    Write the task's sample grid of a checkpoint's model to out (default <checkpoint>/samples.png).
+    Write the task's sample picture of a checkpoint's model (a checkpoint folder, a 'latest'
+    pointer or a run directory) and print its path. Without out=, the picture goes to a new file
+    in the checkpoint folder, named after the arguments (samples-<n>[-t<T>]-seed<seed>.png,
+    numbered -2, -3, ... when that name is taken): an earlier picture is never overwritten.
+    Without temperature=, the task's default is used (mnist_rows: one panel at 1.0 and one at
+    0.6); several comma-separated temperatures draw one panel each (for tasks whose
+    save_samples takes a list, such as mnist_rows).
     """
     options = _checkpoint_options(
         argv, ("checkpoint", "n", "temperature", "out", "seed", "data_dir"), SAMPLE_USAGE)
     n = _number(options, "n", int, 16)
-    temperature = _number(options, "temperature", float, 1.0)
-    if n < 1 or temperature <= 0:
-        raise RecipeError(f"need n >= 1 and temperature > 0, got n={n}, temperature={temperature}")
+    temperatures = _temperatures(options)
+    if n < 1:
+        raise RecipeError(f"n={n}: need n >= 1", "n")
     recipe, model, task, _ = load_checkpoint(options["checkpoint"], options.get("data_dir"))
-    seed_everything(_number(options, "seed", int, recipe.seed))
+    seed = _number(options, "seed", int, recipe.seed)
+    seed_everything(seed)
     task.prepare()
-    out = Path(options.get("out") or find_checkpoint(options["checkpoint"]) / "samples.png")
+    if "out" in options:
+        out = Path(options["out"])
+    else:
+        label = f"-t{'+'.join(f'{t:g}' for t in temperatures)}" if temperatures else ""
+        out = unused_path(find_checkpoint(options["checkpoint"]) / f"samples-{n}{label}-seed{seed}.png")
+    given = {} if temperatures is None else {"temperature": temperatures[0] if len(temperatures) == 1 else temperatures}
     with torch.no_grad():
-        path = task.save_samples(model, out, n=n, temperature=temperature)
+        path = task.save_samples(model, out, n=n, **given)
     print(path)
     return path
+
+
+def _temperatures(options: dict[str, str]) -> list[float] | None:
+    """``temperature=1.0`` or ``temperature=1.0,0.6`` (each > 0); ``None`` when not given."""
+    if "temperature" not in options:
+        return None
+    text = options["temperature"]
+    try:
+        values = [float(word) for word in text.split(",")]
+    except ValueError:
+        raise RecipeError(f"temperature={text!r} is not a number or a comma-separated list of numbers",
+                          "temperature") from None
+    if not all(value > 0 for value in values):
+        raise RecipeError(f"temperature={text!r}: every temperature must be > 0", "temperature")
+    return values
+
+
+def unused_path(path: Path) -> Path:
+    """``path`` if no file has that name yet, else the first free ``<stem>-2<suffix>``, ``-3``, ..."""
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    return candidate

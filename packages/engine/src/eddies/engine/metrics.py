@@ -4,7 +4,8 @@
 (``step``, ``epoch``, ``loss`` and the model's other loss entries averaged over the interval and
 across processes, ``lr``, ``grad_norm``, ``samples_per_s``, ``nonfinite`` skipped so far);
 ``<run_dir>/metrics/evals.jsonl`` one record per evaluation (``val_*`` and ``train_*`` means).
-:func:`plot_curves` draws both into ``<run_dir>/curves.png`` (matplotlib, Agg backend). When a run
+:func:`plot_curves` draws both into ``<run_dir>/curves.png`` (matplotlib, Agg backend; labelled
+y-axes, the loss panel's range from the first evaluation on). When a run
 resumes, records after the checkpoint's step are dropped first (:meth:`MetricsLog.truncate`), so
 the files of a resumed run equal those of an uninterrupted one.
 
@@ -69,27 +70,43 @@ class MetricsLog:
             os.replace(tmp, self.path(kind))
 
 
+YLABELS = {"loss": "loss (mean per sample)", "lr": "learning rate"}
+
+
 def plot_curves(run_dir: Path) -> Path:
-    """Draw the training and validation loss, every other validation metric and the lr into ``curves.png``."""
+    """Draw the training and validation loss, every other validation metric and the lr into ``curves.png``.
+
+    One panel per quantity, its name on the y-axis. The loss panel's y-range covers the losses
+    from the first evaluation on (the first steps' losses, often orders of magnitude larger,
+    would flatten the rest; its title then says from which step); see :func:`loss_range`.
+    """
     log = MetricsLog(run_dir)
     steps, evals = log.read("steps"), log.read("evals")
     val_keys = sorted({k for r in evals for k in r if k.startswith("val_") and k != "val_loss"})
     panels = ["loss", *val_keys, "lr"]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
     for ax, key in zip(axes[0], panels, strict=True):
+        title = key
         if key == "loss":
             _line(ax, steps, "loss", "train")
             _line(ax, evals, "val_loss", "validation", marker="o")
             if ax.get_legend_handles_labels()[0]:
                 ax.legend()
+            shown = loss_range(steps, evals)
+            if shown is not None:
+                low, high, first = shown
+                margin = 0.05 * (high - low) or 0.05 * abs(high) or 1.0
+                ax.set_ylim(low - margin, high + margin)
+                title = f"loss (y-range from step {first})"
         elif key == "lr":
             _line(ax, steps, "lr", None)
         else:
             _line(ax, evals, key, None, marker="o")
-        ax.set_title(key)
+        ax.set_title(title)
         ax.set_xlabel("step")
-    fig.subplots_adjust(left=0.2 / len(panels), right=1 - 0.05 / len(panels), bottom=0.16, top=0.9,
-                        wspace=0.35)
+        ax.set_ylabel(YLABELS.get(key, key))
+    fig.subplots_adjust(left=0.3 / len(panels), right=1 - 0.05 / len(panels), bottom=0.16, top=0.9,
+                        wspace=0.45)
     out = Path(run_dir) / "curves.png"
     tmp = out.with_name(".curves.tmp.png")
     fig.savefig(tmp, dpi=90)
@@ -98,9 +115,32 @@ def plot_curves(run_dir: Path) -> Path:
     return out
 
 
+def loss_range(steps: list[dict[str, Any]], evals: list[dict[str, Any]]) -> tuple[float, float, int] | None:
+    """(low, high, from step) of the train and validation losses from the first evaluation on.
+
+    When fewer than 3 training records follow the first evaluation (a run evaluated only at its
+    end), the range starts after the first tenth of the records instead. ``None`` when that
+    would hide nothing (no record before the start) or leaves no finite value.
+    """
+    train = [(r["step"], r["loss"]) for r in steps if _finite(r.get("loss"))]
+    val = [(r["step"], r["val_loss"]) for r in evals if _finite(r.get("val_loss"))]
+    if not train:
+        return None
+    first = min((step for step, _ in val), default=None)
+    if first is None or sum(step >= first for step, _ in train) < 3:
+        first = train[len(train) // 10][0]
+    if not any(step < first for step, _ in train + val):
+        return None
+    kept = [value for step, value in train + val if step >= first]
+    return (min(kept), max(kept), first) if kept else None
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
 def _line(ax: Any, records: list[dict[str, Any]], key: str, label: str | None, marker: str | None = None) -> None:
-    points = [(r["step"], r[key]) for r in records
-              if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+    points = [(r["step"], r[key]) for r in records if _finite(r.get(key))]
     if points:
         xs, ys = zip(*points, strict=True)
         ax.plot(xs, ys, label=label, marker=marker)

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -73,3 +75,18 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def _tuples(node: Any) -> Any:
     """Python's ``random.setstate`` insists on tuples all the way down."""
     return tuple(_tuples(v) for v in node) if isinstance(node, (list, tuple)) else node
+
+
+@contextmanager
+def forked_rng(seed: int) -> Iterator[None]:
+    """Run the body with every generator seeded by ``seed``, then restore the states from before.
+
+    What the body draws (python, numpy, torch CPU and CUDA) is a function of ``seed`` alone, and
+    the streams outside continue as if the body had never run (the trainer's task metrics).
+    """
+    saved = rng_state()
+    seed_everything(seed)
+    try:
+        yield
+    finally:
+        set_rng_state(saved)

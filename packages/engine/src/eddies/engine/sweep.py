@@ -48,7 +48,6 @@ sweep fails before Ray starts, with the key named::
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 from collections.abc import Mapping
@@ -58,16 +57,20 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from eddies.core.errors import RecipeError
+from eddies.core.errors import Problem, RecipeError, did_you_mean
 from eddies.core.recipe import (
     Recipe,
     apply_overrides,
     find_recipe,
     load_yaml,
+    override_origin,
     parse_override,
     recipes_dir,
+    set_dotted,
     validate_recipe,
 )
+
+SWEEP_VALUE = "sweep value"  # how a recipe error names a key the sweep set (fixed or space)
 
 
 class _Strict(BaseModel):
@@ -198,11 +201,8 @@ def validate_sweep(tree: Mapping[str, Any], source: str | None = None) -> Sweep:
     try:
         return Sweep.model_validate(dict(tree))
     except ValidationError as err:
-        problems = [(_sweep_path(e["loc"]), _sweep_message(e)) for e in err.errors()]
-        (path, message), rest = problems[0], problems[1:]
-        if rest:
-            message += "\nfurther problems:\n" + "\n".join(f"  {p}: {m}" for p, m in rest)
-        raise RecipeError(message, path, source) from None
+        (path, message), *rest = [(_sweep_path(e["loc"]), _sweep_message(e)) for e in err.errors()]
+        raise RecipeError(message, path, source, further=[Problem(p, m) for p, m in rest]) from None
 
 
 _TAGGED: dict[str, type[BaseModel]] = {
@@ -227,9 +227,7 @@ def _sweep_message(error: dict[str, Any]) -> str:
         for part in map(str, error["loc"][:-1]):
             owner = _TAGGED.get(part, Resources if part == "resources" else owner)
         allowed = sorted(set(owner.model_fields) - {"type"} if owner in _TAGGED.values() else owner.model_fields)
-        close = difflib.get_close_matches(key, allowed, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        return f"unknown key {key!r}.{hint} Allowed keys: {', '.join(allowed)}"
+        return f"unknown key {key!r}.{did_you_mean(key, allowed)} Allowed keys: {', '.join(allowed)}"
     return str(error["msg"]).removeprefix("Value error, ")
 
 
@@ -247,18 +245,13 @@ def load_sweep(name: str | os.PathLike[str], overrides: list[str] | tuple[str, .
         raise RecipeError(message.replace("recipe file", "sweep file"), "sweep") from None
     tree = load_yaml(path)
     tree.setdefault("name", path.stem)
-    for arg in overrides:
-        key, value = parse_override(arg)
-        head, _, rest = key.partition(".")
-        parts = [head, rest] if head == "space" and rest else key.split(".")
-        node = tree
-        for depth, part in enumerate(parts[:-1]):
-            if node.get(part) is None:
-                node[part] = {}
-            node = node[part]
-            if not isinstance(node, dict):
-                raise RecipeError(f"{'.'.join(parts[: depth + 1])!r} is not a mapping", key, str(path))
-        node[parts[-1]] = value
+    for word in overrides:
+        try:
+            key, value = parse_override(word)
+            head, _, rest = key.partition(".")
+            set_dotted(tree, [head, rest] if head == "space" and rest else key.split("."), value)
+        except RecipeError as err:
+            raise RecipeError(err.message, err.path, str(path), override_origin(word)) from None
     return validate_sweep(tree, str(path))
 
 
@@ -272,7 +265,7 @@ def override(key: str, value: Any) -> str:
 def apply_config(tree: Mapping[str, Any], config: Mapping[str, Any], source: str | None = None) -> Recipe:
     """The recipe ``tree`` with a trial's ``config`` (dotted key -> value) applied, validated."""
     words = [override(key, value) for key, value in config.items()]
-    return validate_recipe(apply_overrides(dict(tree), words, source), source)
+    return validate_recipe(apply_overrides(tree, words, source, SWEEP_VALUE), source, words, SWEEP_VALUE)
 
 
 def representative_values(dist: Any) -> list[Any]:
@@ -289,8 +282,9 @@ def with_fixed(tree: Mapping[str, Any], sweep: Sweep, source: str | None = None)
     out = dict(tree)
     for key, value in sweep.fixed.items():
         try:
-            out = apply_overrides(out, [override(key, value)], source)
-            validate_recipe(out, source)
+            word = override(key, value)
+            out = apply_overrides(out, [word], source, SWEEP_VALUE)
+            validate_recipe(out, source, [word], SWEEP_VALUE)
         except RecipeError as err:
             raise RecipeError(f"value {value!r} does not fit the recipe: {err}", f"fixed[{key}]", sweep.name) from None
     return out

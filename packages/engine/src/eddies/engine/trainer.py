@@ -12,10 +12,22 @@ checked (reduced across processes, so every rank takes the same decision), the o
 
 Evaluation (each epoch, or every ``train.eval_every`` steps, and at the last step) computes
 ``val_<key>`` for every scalar of ``model.loss`` as a per-sample mean over the whole validation
-split (sharded over processes, summed exactly); ``val_nll`` is ``val_nll`` of the loss dict when
-the model reports one, else ``val_loss``. Every evaluation writes a checkpoint, then calls the
-callbacks (rank 0); ``curves.png`` is redrawn after an evaluation when the last drawing is
-older than ``PLOT_INTERVAL`` seconds, and at the end of the run. Rank 0 alone writes files.
+split (sharded over processes, summed exactly); a likelihood model's loss reports ``nll``, so
+only it has a ``val_nll``. Every ``train.task_eval_every`` evaluations, and at the last one,
+the task's declared metrics (:meth:`~eddies.core.task.Task.metric_directions`) are added as
+``val_<name>``: ``task.evaluate`` runs on rank 0 with the unwrapped model over the whole
+validation split, under generators seeded from ``(seed, "task_metrics", step)`` and restored
+afterwards (:func:`~eddies.engine.rng.forked_rng`), so they are reproducible, resume-exact and
+leave the training streams untouched; the values are broadcast to every rank. One monitored
+metric (``train.monitor``, default ``val_nll`` when present else ``val_loss``; its mode the
+task's direction, else min) selects the ``best`` checkpoint and drives early stopping. Every
+evaluation writes a checkpoint, then calls the callbacks (rank 0); ``curves.png`` is redrawn
+after an evaluation when the last drawing is older than ``PLOT_INTERVAL`` seconds, and at the
+end of the run. Rank 0 alone writes files.
+
+The model hears how far training has gone through ``model.set_progress(step, total_steps)``
+(:class:`~eddies.core.model.Model`): before every optimizer step (``step`` = optimizer steps
+done), before every evaluation, and after a resume.
 
 Example::
 
@@ -61,7 +73,7 @@ from eddies.engine.checkpoint import (
 )
 from eddies.engine.data import ShardBatchSampler, TrainBatchSampler, loader
 from eddies.engine.metrics import MetricsLog, plot_curves
-from eddies.engine.rng import derive_seed, rng_state, seed_everything, set_rng_state
+from eddies.engine.rng import derive_seed, forked_rng, rng_state, seed_everything, set_rng_state
 from eddies.engine.serialization import join_state, split_state
 
 PLOT_INTERVAL = 30.0  # seconds between redrawings of curves.png during a run (always drawn at the end)
@@ -107,6 +119,19 @@ def _scalars(out: dict[str, Any]) -> dict[str, Tensor]:
     return {k: v.detach().float() for k, v in out.items() if isinstance(v, Tensor) and v.dim() == 0}
 
 
+class _OnDevice:
+    """A loader whose batches are moved to the run's device (what ``task.evaluate`` iterates)."""
+
+    def __init__(self, batches: Any, to_device: Any):
+        self.batches, self.to_device = batches, to_device
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        return (self.to_device(batch) for batch in self.batches)
+
+
 def _truthy(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
@@ -140,6 +165,7 @@ class Trainer:
         self.spec = self.task.data_spec()
         self.train_set, self.val_set = self.task.dataset("train"), self.task.dataset("validation")
         self._check_sizes()
+        self.task_metrics = {f"val_{name}": mode for name, mode in self.task.metric_directions().items()}
         self.model = recipe.model.build(data=self.spec).to(self.accelerator.device)
         optimizer = self.cfg.optimizer.build(params=self.model.parameters())
         self.steps_per_epoch = len(self.train_set) // self.cfg.batch_size
@@ -161,7 +187,9 @@ class Trainer:
         if resume_from is not None:
             self._restore(resume_from, optimizer)
         else:
-            self._data_dependent_init()
+            keys = self._data_dependent_init()  # what evaluations will report, so a wrong metric fails now:
+            self.monitor({"step", "epoch", "nonfinite_steps", "train_grad_norm",
+                          *(f"{part}_{k}" for k in keys for part in ("val", "train"))})
             if self.rank > 0:
                 seed_everything(derive_seed(recipe.seed, "rank", self.rank))
         loss_module: nn.Module = LossModule(self.model)
@@ -211,18 +239,19 @@ class Trainer:
                 f"the validation split of task {self.recipe.task.name!r} has {len(self.val_set)} "
                 f"samples, fewer than the {self.world} processes")
 
-    def _data_dependent_init(self) -> None:
+    def _data_dependent_init(self) -> list[str]:
         """One forward pass without gradient on the run's first micro-batch, identical on every rank.
 
         Layers that initialise from data on their first call (ActNorm) thus start from the same
-        values on every process before DDP starts averaging gradients.
+        values on every process before DDP starts averaging gradients. Returns the names of the
+        loss's scalar entries.
         """
         sampler = TrainBatchSampler(len(self.train_set), self.cfg.batch_size, self.recipe.seed, 0,
                                     world=self.world, grad_accum=self.cfg.grad_accum)
         first = next(iter(loader(self.train_set, sampler)))
         with torch.no_grad(), self.accelerator.autocast():
             self.model.train()
-            self.model.loss(self._to_device(first))
+            return sorted(_scalars(self.model.loss(self._to_device(first))))
 
     def _to_device(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         return {k: v.to(self.accelerator.device, non_blocking=True) for k, v in batch.items()}
@@ -279,6 +308,7 @@ class Trainer:
         if self.scheduler is not None and training["scheduler"] is not None:
             self.scheduler.load_state_dict(training["scheduler"])
         self.step = ckpt.state["step"]
+        self._set_progress()
         counters = ckpt.state["trainer"]
         self.nonfinite_run, self.nonfinite_total = counters["nonfinite_run"], counters["nonfinite_total"]
         self.best, self.bad_evals = counters["best"], counters["bad_evals"]
@@ -349,8 +379,13 @@ class Trainer:
         checkpoint = evaluate or (self.cfg.checkpoint_every is not None
                                   and self.step % self.cfg.checkpoint_every == 0)
         if evaluate:
-            metrics = self.evaluate()
+            index = self.step // (self.cfg.eval_every or self.steps_per_epoch)  # evaluations so far
+            every = self.cfg.task_eval_every
+            metrics = self.evaluate(task_metrics=end or (every is not None and index % every == 0))
             self._track(metrics)
+            if self._stop is not None and not self.task_metrics.keys() <= metrics.keys():
+                metrics.update(self.evaluate_task())  # early stopping made this the last evaluation
+                self.last_metrics = metrics
         if checkpoint:
             path = self.save_checkpoint()
         if evaluate:
@@ -367,8 +402,13 @@ class Trainer:
             self._stop = broadcast_object_list([self._stop])[0]
         return end or self._stop is not None
 
+    def _set_progress(self) -> None:
+        """``model.set_progress(optimizer steps done, total steps)`` on the unwrapped model."""
+        self.model.set_progress(self.step, self.total_steps)
+
     def _train_step(self, micro: list[dict[str, Tensor]]) -> dict[str, float] | None:
         """One optimizer step over ``grad_accum`` micro-batches; None when skipped as non-finite."""
+        self._set_progress()
         sums: dict[str, Tensor] = {}
         for m, batch in enumerate(micro):
             sync = m == len(micro) - 1
@@ -431,8 +471,12 @@ class Trainer:
 
     # evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
-        """Validation metrics (per-sample means over the whole split, all processes) and train means."""
+    def evaluate(self, task_metrics: bool = True) -> dict[str, float]:
+        """Validation metrics (per-sample means over the whole split, all processes) and train means.
+
+        ``task_metrics``: also the task's declared metrics (:meth:`evaluate_task`). All ranks call it.
+        """
+        self._set_progress()
         module = self.accelerator.unwrap_model(self.loss_module)
         module.eval()
         sums: dict[str, Tensor] = {}
@@ -453,7 +497,12 @@ class Trainer:
         module.train()
         metrics = {"step": self.step, "epoch": self.step / self.steps_per_epoch}
         metrics.update({f"val_{k}": v / totals[0] for k, v in zip(keys, totals[1:], strict=True)})
-        metrics.setdefault("val_nll", metrics["val_loss"])
+        if task_metrics:
+            clash = sorted(self.task_metrics.keys() & metrics.keys())
+            if clash:
+                raise RecipeError(f"task {self.recipe.task.name!r} declares metrics whose names {clash} are "
+                                  "also entries of the model's loss; rename the task's metrics", "task")
+            metrics.update(self.evaluate_task())
         acc, self._since_eval = self._since_eval, {}
         n = acc.pop("n", 0)
         metrics.update({f"train_{k}": v / n for k, v in acc.items()} if n else {})
@@ -461,13 +510,80 @@ class Trainer:
         self.last_metrics = metrics
         return metrics
 
-    def _track(self, metrics: dict[str, float]) -> None:
-        """Best value of the early-stopping metric (default ``val_nll``, minimised) and patience."""
+    def evaluate_task(self) -> dict[str, float]:
+        """``val_<name>`` for each metric the task declares, on the whole validation split.
+
+        Rank 0 runs ``task.evaluate(model, loader, **recipe.eval)`` with the unwrapped model
+        (under autocast and without gradient) and broadcasts the values, so every task metric is
+        exact without the task knowing about processes; the other ranks wait. The generators are
+        seeded from ``(seed, "task_metrics", step)`` and restored afterwards. All ranks call it.
+        """
+        if not self.task_metrics:
+            return {}
+        values, failure = None, None
+        if self.is_main:
+            try:
+                values = self._task_metrics()
+            except Exception as err:  # tell the other ranks before raising, so that none waits forever
+                failure = err
+        values, failed = broadcast_object_list([values, None if failure is None else repr(failure)])
+        if failure is not None:
+            raise failure
+        if failed is not None:
+            raise RuntimeError(f"rank 0 failed to compute the task metrics: {failed}")
+        return values
+
+    def _task_metrics(self) -> dict[str, float]:
+        batch_size = self.cfg.eval_batch_size or self.cfg.batch_size
+        batches = _OnDevice(loader(self.val_set, ShardBatchSampler(len(self.val_set), batch_size),
+                                   self.cfg.num_workers), self._to_device)
+        self.model.eval()
+        try:
+            with forked_rng(derive_seed(self.recipe.seed, "task_metrics", self.step)), torch.no_grad(), \
+                    self.accelerator.autocast():
+                values = self.task.evaluate(self.model, batches, **self.recipe.eval)
+        finally:
+            self.model.train()
+        names = {key.removeprefix("val_") for key in self.task_metrics}
+        missing = sorted(names - values.keys())
+        if missing:
+            raise RecipeError(f"task {self.recipe.task.name!r} declares the metrics {sorted(names)} but its "
+                              f"evaluate() returned {sorted(values)} (missing {missing})", "task")
+        return {f"val_{name}": float(values[name]) for name in sorted(names)}
+
+    def monitor(self, available: set[str] | dict[str, Any]) -> tuple[str, str, str]:
+        """``(metric, mode, recipe key)`` of the monitored metric, given the metrics an evaluation has.
+
+        The metric is ``train.monitor.metric`` (or ``train.early_stopping.metric``), else
+        ``val_nll`` when the model reports an ``nll``, else ``val_loss``; the mode is the
+        recipe's, else the task's declared direction, else ``min``. A metric that no evaluation
+        computes (neither in ``available`` nor a declared task metric) is a :class:`RecipeError`.
+        """
         rule = self.cfg.early_stopping
-        key, mode, delta = (rule.metric, rule.mode, rule.min_delta) if rule else ("val_nll", "min", 0.0)
+        if self.cfg.monitor.metric is not None:
+            metric, key = self.cfg.monitor.metric, "train.monitor.metric"
+        elif rule is not None and rule.metric is not None:
+            metric, key = rule.metric, "train.early_stopping.metric"
+        else:
+            metric, key = ("val_nll" if "val_nll" in available else "val_loss"), "train.monitor.metric"
+        known = set(available) | self.task_metrics.keys()
+        if metric not in known:
+            raise RecipeError(f"metric {metric!r} is not computed; evaluation gives {', '.join(sorted(known))}", key)
+        mode = self.cfg.monitor.mode or (rule.mode if rule else None) or self.task_metrics.get(metric, "min")
+        return metric, mode, key
+
+    def _track(self, metrics: dict[str, float]) -> None:
+        """Best value of the monitored metric and the early-stopping patience.
+
+        An evaluation without the metric (a task metric not due this time) changes nothing.
+        """
+        key, mode, _ = self.monitor(metrics)
         if key not in metrics:
-            raise RecipeError(f"metric {key!r} is not computed; evaluation gives "
-                              f"{', '.join(sorted(metrics))}", "train.early_stopping.metric")
+            return
+        rule = self.cfg.early_stopping
+        delta = rule.min_delta if rule else 0.0
+        if self.best is not None and self.best["metric"] != key:  # resumed with another monitor
+            self.best, self.bad_evals = None, 0
         value = metrics[key]
         sign = 1.0 if mode == "min" else -1.0
         if self.best is None or sign * (self.best["value"] - value) > delta:

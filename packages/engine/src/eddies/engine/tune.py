@@ -7,6 +7,9 @@ value) is applied to the recipe, a :class:`~eddies.engine.Trainer` trains it, an
 evaluation the trainer's metrics and its checkpoint go to ``ray.tune.report``; a trial that Ray
 restarts (``Tuner.restore`` after an interruption, or a retry after a failure) resumes from
 ``ray.tune.get_checkpoint()``. ASHA's times count evaluations (``training_iteration``).
+While the trials run, :class:`~eddies.engine.tune_progress.SweepProgress` prints a status line
+per rung and per ended trial with the ETA. After ``ray.shutdown()`` the sweep waits (bounded)
+until the processes of its own Ray session have exited (:func:`session_processes`).
 
 Layout of a sweep's run directory::
 
@@ -16,7 +19,8 @@ Layout of a sweep's run directory::
         trial_ID/         Ray's results and checkpoints of one trial ...
           run/            ... and the engine's run directory of that trial
       trials.csv          one row per trial: its values, best metric, evaluations, status
-      best_recipe.yaml    the complete recipe of the best trial (``apps/train.py recipe=PATH``)
+      best_recipe.yaml    the complete recipe of the best trial (``apps/train.py recipe=PATH``),
+                          described by what the trial changed (:func:`describe_trial`)
       best.json           the best trial's id, metric, values and directories
 
 Starting the same sweep again with the same run directory resumes it (finished trials are kept,
@@ -40,6 +44,8 @@ import json
 import logging
 import math
 import os
+import signal
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +67,7 @@ from eddies.engine.sweep import (
     Uniform,
     apply_config,
     check_space,
+    override,
     with_fixed,
 )
 
@@ -191,6 +198,15 @@ def _fmt(value: Any) -> str:
     return json.dumps(value) if isinstance(value, dict | list) else str(value)
 
 
+def engine_status(trial_dir: Path) -> str | None:
+    """``finished`` or ``early-stopped`` when the trial's engine run returned, else ``None``."""
+    finished = Path(trial_dir) / "run" / FINISHED
+    if not finished.is_file():
+        return None
+    stopped = json.loads(finished.read_text())["metrics"].get("stopped", "completed")
+    return "finished" if stopped == "completed" else "early-stopped"
+
+
 def summarize(results: Any, sweep: Sweep, run_dir: Path) -> SweepReport:
     """Rows of a Ray ``ResultGrid`` (best first): the metric's best and last, evaluations, status.
 
@@ -204,14 +220,10 @@ def summarize(results: Any, sweep: Sweep, run_dir: Path) -> SweepReport:
         frame = result.metrics_dataframe
         values = frame[metric].dropna().tolist() if frame is not None and metric in frame else []
         trial_dir = Path(result.path)
-        finished = trial_dir / "run" / FINISHED
         if result.error is not None:
             status = "error"
-        elif finished.is_file():
-            stopped = json.loads(finished.read_text())["metrics"].get("stopped", "completed")
-            status = "finished" if stopped == "completed" else "early-stopped"
         else:
-            status = "stopped" if values else "pending"
+            status = engine_status(trial_dir) or ("stopped" if values else "pending")
         rows.append(TrialRow(
             trial_id=str(result.metrics.get("trial_id") or trial_dir.name.removeprefix("trial_")),
             config={k: result.config.get(k) for k in sweep.space},
@@ -224,6 +236,20 @@ def summarize(results: Any, sweep: Sweep, run_dir: Path) -> SweepReport:
     rows.sort(key=lambda r: (math.isnan(r.best), sign * r.best if not math.isnan(r.best) else 0.0))
     best = rows[0] if rows and not math.isnan(rows[0].best) else None
     return SweepReport(sweep=sweep, rows=rows, run_dir=run_dir, best=best)
+
+
+def describe_trial(recipe_tree: Mapping[str, Any], sweep: Sweep, row: TrialRow) -> str:
+    """What a trial changed in the recipe, e.g. ``frmdn_mnist, sweep frmdn_mnist_small trial
+    3f2a_00004: train.optimizer.lr=0.00123, model.prior.rank=3; fixed by the sweep:
+    train.epochs=5; best val_nll 1234.5``."""
+    def words(values: Mapping[str, Any]) -> str:
+        return ", ".join(f"{key}={_fmt(value) if isinstance(value, float) else override(key, value).partition('=')[2]}"
+                         for key, value in values.items())
+
+    text = f"{recipe_tree.get('name')}, sweep {sweep.name or 'sweep'} trial {row.trial_id}: {words(row.config)}"
+    if sweep.fixed:
+        text += f"; fixed by the sweep: {words(sweep.fixed)}"
+    return f"{text}; best {sweep.metric} {_fmt(row.best)}"
 
 
 def write_outputs(report: SweepReport, recipe_tree: Mapping[str, Any], source: str | None) -> None:
@@ -243,8 +269,7 @@ def write_outputs(report: SweepReport, recipe_tree: Mapping[str, Any], source: s
     best = report.best
     recipe = apply_config(recipe_tree, best.config, source)
     tree = recipe.to_dict()
-    tree["description"] = (f"best trial {best.trial_id} of sweep {sweep.name!r}: "
-                           f"best {sweep.metric} = {best.best:.6g}. {tree.get('description') or ''}").strip()
+    tree["description"] = describe_trial(recipe_tree, sweep, best)
     recipe_path = run_dir / "best_recipe.yaml"
     recipe_path.write_text(yaml.safe_dump(tree, sort_keys=False))
     summary = {"trial": best.trial_id, "metric": sweep.metric, "mode": sweep.mode, "best": best.best,
@@ -255,6 +280,88 @@ def write_outputs(report: SweepReport, recipe_tree: Mapping[str, Any], source: s
 
 
 # ------------------------------------------------------------------------------------------
+SHUTDOWN_WAIT_S = 30.0  # how long run_sweep waits for its Ray session's processes to exit
+
+
+def session_processes(session_dir: str | os.PathLike[str]) -> dict[int, str]:
+    """Live processes of one Ray session (pid -> command line), other than this process.
+
+    A process belongs to the session when its command line names the session directory (GCS
+    server, raylet, monitors: ``--session_dir=...``) or when it holds a file open inside it
+    (every worker and agent writes its stdout and stderr to the session's ``logs/``). Processes
+    of any other Ray session on the machine match neither. Reads ``/proc`` (Linux); elsewhere
+    the result is empty.
+    """
+    marker = os.fspath(session_dir).rstrip("/") + "/"
+    found: dict[int, str] = {}
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return found
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            if not cmdline:  # a zombie, or a kernel thread
+                continue
+            ours = marker in cmdline + "/" or any(
+                os.readlink(fd).startswith(marker) for fd in (entry / "fd").iterdir())
+        except OSError:  # gone meanwhile, or another user's process (not ours either way)
+            continue
+        if ours:
+            found[int(entry.name)] = cmdline
+    return found
+
+
+def wait_for_session_exit(session_dir: str | os.PathLike[str], timeout: float = SHUTDOWN_WAIT_S,
+                          poll: float = 0.1) -> dict[int, str]:
+    """Poll until no process of the Ray session is left or ``timeout`` seconds passed.
+
+    ``ray.shutdown()`` kills the raylet and the GCS server; their workers notice and exit on
+    their own, which on a loaded machine takes seconds. Returns the processes still running at
+    the deadline (empty when all exited).
+    """
+    deadline = time.monotonic() + timeout
+    while (left := session_processes(session_dir)) and time.monotonic() < deadline:
+        time.sleep(poll)
+    return left
+
+
+def _session_dir() -> str | None:
+    """The session directory of the Ray instance this process runs (no public Ray API gives it)."""
+    from ray._private import worker
+
+    node = getattr(worker, "_global_node", None)
+    return node.get_session_dir_path() if node is not None else None
+
+
+def _shutdown(ray: Any, session_dir: str | None) -> None:
+    """``ray.shutdown()``; then, for a local instance, make sure its processes have exited.
+
+    They get :data:`SHUTDOWN_WAIT_S` seconds to exit on their own; any still running then (a
+    worker busy in a trial when the sweep was interrupted can outlive its raylet) is sent
+    SIGTERM, and SIGKILL 5 s later, with a warning naming them. Only processes of this
+    sweep's own session are touched (:func:`session_processes`).
+    """
+    ray.shutdown()
+    if session_dir is None:
+        return
+    left = wait_for_session_exit(session_dir, SHUTDOWN_WAIT_S)
+    log = logging.getLogger(__name__)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if not left:
+            return
+        log.warning("%d process(es) of Ray session %s still running after ray.shutdown(), sending %s: %s",
+                    len(left), session_dir, sig.name,
+                    "; ".join(f"{pid} {cmd[:80]}" for pid, cmd in sorted(left.items())))
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        left = wait_for_session_exit(session_dir, timeout=5.0)
+    if left:
+        log.warning("Ray session %s: processes %s did not exit", session_dir, sorted(left))
+
+
 def _started_with(run_dir: Path, recipe_tree: Mapping[str, Any], sweep: Sweep) -> None:
     """Record what the sweep runs; a resumed sweep must run the same recipe and sweep."""
     state = {"recipe": dict(recipe_tree), "sweep": sweep.to_dict()}
@@ -281,15 +388,21 @@ def run_sweep(
     address: str | None = None,
     num_cpus: int | None = None,
     verbose: int = 0,
+    progress: bool = True,
 ) -> SweepReport:
     """Run (or resume) ``sweep`` over ``recipe_tree``; write the table and the best recipe.
 
     ``address`` attaches to a running Ray cluster (``"auto"`` or ``"HOST:PORT"``) instead of
     starting a local Ray with ``num_cpus`` CPUs (default: all). Ray is shut down when this returns
-    or raises. ``verbose=1`` shows Ray's progress and the trials' output.
+    or raises; a local instance's processes have exited by then (given :data:`SHUTDOWN_WAIT_S`
+    seconds to exit, then terminated with a warning naming them). ``progress`` prints a status
+    line per rung and per ended trial with the ETA (:class:`~eddies.engine.tune_progress.SweepProgress`;
+    on a restored sweep, the setting it was started with). ``verbose=1`` also shows Ray's progress
+    and the trials' output.
     """
     recipe_tree = with_fixed(recipe_tree, sweep, source)
     check_space(recipe_tree, sweep, source)
+    epochs = apply_config(recipe_tree, {}, source).train.epochs  # a trial's, unless the space sets it
     run_dir = Path(run_dir).expanduser().resolve()
     _started_with(run_dir, recipe_tree, sweep)
     storage = Path(sweep.storage).expanduser() if sweep.storage else run_dir / "ray"
@@ -302,8 +415,11 @@ def run_sweep(
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
+    from eddies.engine.tune_progress import SweepProgress
+
     ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
              log_to_driver=verbose > 0, logging_level=logging.INFO if verbose else logging.WARNING)
+    session_dir = None if address else _session_dir()  # an attached cluster's processes are not ours
     if not verbose:
         logging.getLogger("ray.tune").setLevel(logging.WARNING)
     try:
@@ -328,15 +444,17 @@ def run_sweep(
                     name=name, storage_path=str(storage), verbose=min(verbose, 3),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                     failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+                    callbacks=[SweepProgress(sweep, epochs, experiment)] if progress else None,
                 ),
             )
         results = tuner.fit()
     finally:
-        ray.shutdown()
+        _shutdown(ray, session_dir)
     report = summarize(results, sweep, run_dir)
     write_outputs(report, recipe_tree, source)
     return report
 
 
-__all__ = ["QUIET_ENV", "ReportToTune", "SweepReport", "TrialRow", "run_sweep", "scheduler", "search_space",
-           "summarize", "train_trial", "trial_dirname", "write_outputs"]
+__all__ = ["QUIET_ENV", "SHUTDOWN_WAIT_S", "ReportToTune", "SweepReport", "TrialRow", "describe_trial",
+           "engine_status", "run_sweep", "scheduler", "search_space", "session_processes", "summarize",
+           "train_trial", "trial_dirname", "wait_for_session_exit", "write_outputs"]

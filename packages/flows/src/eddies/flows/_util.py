@@ -3,7 +3,8 @@
 ``log_scale`` turns a network's raw output ``h`` into the log of a coupling's scale, bounded as
 configured (the NaN/Inf pitfall of unbounded ``exp(h)``):
 
-- ``"exp_clamp"``: ``log s = c * tanh(h / c)`` (soft clamp to ``(-c, c)``; ``s = 1`` at ``h = 0``);
+- ``"exp_clamp"``: ``log s = c * tanh(h / c)`` (soft clamp to ``(-c, c)``; ``s = 1`` at ``h = 0``;
+  :func:`eddies.core.bounds.soft_bound`, the bound the priors use for their log-scales);
 - ``"sigmoid"``: ``s = sigmoid(h + 2)`` as in Glow's released code (``s ≈ 0.88`` at ``h = 0``);
 - ``"exp"``: ``log s = h`` (RealNVP, cglow.txt section 3.3; bound it in the network, e.g. FRMDN's
   Tanh output layer, frmdn.txt section 5).
@@ -14,11 +15,11 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from eddies.core import ShapeError, Spec, validate_spec
+from eddies.core.bounds import soft_bound
 
 ScaleName = Literal["exp_clamp", "sigmoid", "exp"]
 
@@ -26,7 +27,7 @@ ScaleName = Literal["exp_clamp", "sigmoid", "exp"]
 def log_scale(h: Tensor, kind: str, clamp: float) -> Tensor:
     """Log of the bounded scale for raw network output ``h`` (see the module docstring)."""
     if kind == "exp_clamp":
-        return clamp * torch.tanh(h / clamp)
+        return soft_bound(h, clamp)
     if kind == "sigmoid":
         return F.logsigmoid(h + 2.0)
     return h

@@ -86,6 +86,7 @@ class ActNorm(Bijection):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check(x, self.shape)
+        self.check_context(context, x.shape[0])
         if not self.initialized:
             self._initialize(x)
         z = x * per_channel(torch.exp(self.log_scale), x.dim()) + per_channel(self.bias, x.dim())
@@ -93,6 +94,7 @@ class ActNorm(Bijection):
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check(z, self.shape)
+        self.check_context(context, z.shape[0])
         x = (z - per_channel(self.bias, z.dim())) * per_channel(torch.exp(-self.log_scale), z.dim())
         return x, -self._logdet(z)
 

@@ -4,7 +4,9 @@ For ``f = f_K ∘ ... ∘ f_1`` the log-determinants add (cglow.txt eq. 1:
 ``log p(y|x) = log p(z) + sum_i log|det ∂r_i/∂r_{i-1}|``). Shapes thread through: layer ``i``
 is built with ``shape`` = the previous layer's ``out_shape``; every layer receives the chain's
 ``context_shape``, and the context is passed at run time only to layers that are conditional
-(``layer.context_shape is not None``). Example::
+(``layer.context_shape is not None``). A composite none of whose children is conditional states
+``context_shape = None`` (:func:`composite_context_shape`), so a model sees that its condition
+would reach nothing, and refuses a context like any unconditional layer. Example::
 
     >>> import torch
     >>> from eddies.core import build
@@ -28,6 +30,11 @@ from eddies.core import Bijection, ComponentConfig, Spec, SpecOf, register, zero
 def context_for(layer: Bijection, context: Tensor | None) -> Tensor | None:
     """The context a composite hands ``layer``: only conditional layers receive one."""
     return context if layer.context_shape is not None else None
+
+
+def composite_context_shape(children: Iterable[Bijection], context_shape) -> tuple[int, ...] | None:
+    """A composite's own ``context_shape``: the one it was built with if a child is conditional, else None."""
+    return context_shape if any(child.context_shape is not None for child in children) else None
 
 
 def run_forward(layers: Iterable[Bijection], x: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -80,8 +87,7 @@ class Chain(Bijection):
     def __init__(self, layers: list[Spec], *, shape: tuple[int, ...], context_shape=None):
         super().__init__(shape, context_shape)
         self.layers = build_sequence(layers, self.shape, self.context_shape)
-        if all(layer.context_shape is None for layer in self.layers):
-            self.context_shape = None
+        self.context_shape = composite_context_shape(self.layers, self.context_shape)
 
     @property
     def out_shape(self) -> tuple[int, ...]:

@@ -203,7 +203,8 @@ _IMG_NET = {"type": "cnn", "channels": [4], "kernel_sizes": [3, 3], "norm": "non
     ],
 )
 def affine_coupling(*, context_shape=None, **kwargs) -> Coupling:
-    """Build an (unconditional: ``context_shape`` is ignored) affine :class:`Coupling`."""
+    """Build an unconditional affine :class:`Coupling` (it states ``context_shape=None`` whatever it is
+    built with, and refuses a context at run time)."""
     return Coupling(**kwargs)
 
 
@@ -217,7 +218,8 @@ def affine_coupling(*, context_shape=None, **kwargs) -> Coupling:
     ],
 )
 def additive_coupling(*, context_shape=None, **kwargs) -> Coupling:
-    """Build an (unconditional: ``context_shape`` is ignored) additive :class:`Coupling`."""
+    """Build an unconditional additive :class:`Coupling` (it states ``context_shape=None`` whatever it
+    is built with, and refuses a context at run time)."""
     return Coupling(scale=None, **kwargs)
 
 

@@ -49,10 +49,12 @@ class ElementwiseAffine(Bijection):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check(x, self.shape)
+        self.check_context(context, x.shape[0])
         return x * torch.exp(self.log_scale) + self.bias, self.log_scale.sum().expand(x.shape[0])
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check(z, self.shape)
+        self.check_context(context, z.shape[0])
         return (z - self.bias) * torch.exp(-self.log_scale), -self.log_scale.sum().expand(z.shape[0])
 
 
@@ -81,6 +83,7 @@ class Logit(Bijection):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check(x, self.shape)
+        self.check_context(context, x.shape[0])
         if bool((x < 0).any()) or bool((x > 1).any()):
             raise InputOutsideDomain(
                 f"Logit: inputs must lie in [0, 1], got values in [{float(x.min()):.4g}, {float(x.max()):.4g}]"
@@ -91,5 +94,6 @@ class Logit(Bijection):
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check(z, self.shape)
+        self.check_context(context, z.shape[0])
         x = (torch.sigmoid(z) - self.alpha) / (1 - 2 * self.alpha)
         return x, -self._logdet(F.logsigmoid(z), F.logsigmoid(-z))

@@ -39,7 +39,14 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from eddies.core import Bijection, ComponentConfig, ShapeError, Spec, SpecOf, register, zeros_logdet
-from eddies.flows.chain import Chain, build_sequence, context_for, run_forward, run_inverse
+from eddies.flows.chain import (
+    Chain,
+    build_sequence,
+    composite_context_shape,
+    context_for,
+    run_forward,
+    run_inverse,
+)
 from eddies.flows.squeeze import Squeeze
 
 _SMALL_CNN = {"type": "cnn", "channels": [4], "kernel_sizes": [3, 3], "norm": "none"}
@@ -122,8 +129,8 @@ class MultiScale(Bijection):
                 self.splits.append(split.build(shape=current, context_shape=self.context_shape))
                 current = self.splits[-1].kept_shape
         self.final_shape = current
-        if all(m.context_shape is None for m in self.modules() if isinstance(m, Bijection) and m is not self):
-            self.context_shape = None
+        children = [*(layer for layers in self.levels for layer in layers), *self.splits]
+        self.context_shape = composite_context_shape(children, self.context_shape)
 
     @property
     def out_shape(self) -> tuple[int, ...]:

@@ -129,11 +129,13 @@ class InvConv1x1(Bijection):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check(x, self.shape)
+        self.check_context(context, x.shape[0])
         w, logdet = self._weight_logdet()
         return apply_matrix(w, x), (logdet * pixels(self.shape)).expand(x.shape[0])
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check(z, self.shape)
+        self.check_context(context, z.shape[0])
         if self.lu is None:
             w_inv, logdet = torch.linalg.inv(self.weight), torch.linalg.slogdet(self.weight).logabsdet
         else:

@@ -26,7 +26,7 @@ from eddies.core import Bijection, ComponentConfig, register, zeros_logdet
 
 
 class Reordering(Bijection):
-    """Apply a fixed permutation ``perm`` of axis 1 (unconditional: ``context_shape`` is ignored)."""
+    """Apply a fixed permutation ``perm`` of axis 1 (unconditional: it states ``context_shape=None``)."""
 
     def __init__(self, perm: Tensor, *, shape: tuple[int, ...], context_shape=None):
         super().__init__(shape)
@@ -39,10 +39,12 @@ class Reordering(Bijection):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check(x, self.shape)
+        self.check_context(context, x.shape[0])
         return x.index_select(1, self.perm), zeros_logdet(x)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check(z, self.shape)
+        self.check_context(context, z.shape[0])
         return z.index_select(1, self.inverse_perm), zeros_logdet(z)
 
 

@@ -16,7 +16,7 @@ and ``multiscale`` factors ``z2`` out. A standard normal prior on the flow's out
 exactly Glow's likelihood, and every layer stays a bijection the conformance kit can check.
 Its network is a ``conditioners`` spec (default: one zero-started 3x3 convolution, Glow's
 ``Conv2dZeros``, for images; one zero-started linear layer for vectors), fed with the kept half;
-like Glow's, it does not see the context (``context_shape`` is ignored). The ``net``'s output is read as ``cross`` (motionflow.txt eq. 7): even
+like Glow's, it does not see the context (it states ``context_shape=None`` and refuses one). The ``net``'s output is read as ``cross`` (motionflow.txt eq. 7): even
 channels the mean, odd ones the log-std. Example::
 
     >>> import torch

@@ -41,8 +41,10 @@ class Squeeze(Bijection):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check(x, self.shape)
+        self.check_context(context, x.shape[0])
         return rearrange(x, "b c (h i) (w j) -> b (c i j) h w", i=2, j=2), zeros_logdet(x)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check(z, self.out_shape)
+        self.check_context(context, z.shape[0])
         return rearrange(z, "b (c i j) h w -> b c (h i) (w j)", i=2, j=2), zeros_logdet(z)

@@ -1,17 +1,20 @@
 """eddies.priors: densities over latents, registered in the ``priors`` registry.
 
-``standard_normal``, ``diag_gaussian``, ``gmm_lowrank`` (FRMDN's mixture with low-rank
-precision), ``residual_dynamics`` (MotionFlow / SRVP causal temporal prior).
-Importing this package registers them (the ``eddies.priors`` entry point does so).
+``standard_normal`` (Glow / c-Glow), ``diag_gaussian`` (free or from a context),
+``gmm_lowrank`` (FRMDN's mixture with low-rank precision), and two causal temporal priors:
+``residual_latent`` (MotionFlow's residual latent mean) and ``euler_state`` (SRVP's Euler state
+dynamics). Importing this package registers them (the ``eddies.priors`` entry point does so).
 """
 
 from eddies.priors.diag_gaussian import DiagGaussian
+from eddies.priors.euler_state import EulerState
+from eddies.priors.gaussian_steps import GaussianStepPrior, Rollout
 from eddies.priors.gmm_lowrank import GMMLowRankPrecision, LowRankPrecisionMixture
 from eddies.priors.head import ContextHead
-from eddies.priors.residual_dynamics import ResidualDynamics
+from eddies.priors.residual_latent import ResidualLatent
 from eddies.priors.standard_normal import StandardNormal
 
 __all__ = [
-    "ContextHead", "DiagGaussian", "GMMLowRankPrecision", "LowRankPrecisionMixture", "ResidualDynamics",
-    "StandardNormal",
+    "ContextHead", "DiagGaussian", "EulerState", "GMMLowRankPrecision", "GaussianStepPrior",
+    "LowRankPrecisionMixture", "ResidualLatent", "Rollout", "StandardNormal",
 ]

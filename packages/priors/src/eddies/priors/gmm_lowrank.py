@@ -1,5 +1,8 @@
 """Gaussian mixture whose components have a diagonal-plus-low-rank *precision* (FRMDN).
 
+Razavi, Hosseini & Behzad, "FRMDN: Flow-based Recurrent Mixture Density Network", 2020,
+arXiv:2008.02144 (frmdn.txt).
+
 frmdn.txt section 4, eqs. 10-13: ``p(z | c) = sum_k alpha_k N(z; mu_k, Lambda_k^{-1})`` with the
 precision ``Lambda_k = D_k + U_k U_k^T``, ``D_k`` positive diagonal and ``U_k`` of shape
 ``d x r`` (``r`` is the paper's ``d'``; ``r = 0`` is the diagonal case). With ``delta = z - mu_k``
@@ -13,7 +16,9 @@ the signs being those of a *precision* (``log det Lambda`` enters with ``+1/2``)
 ``O(K d r^2 + K r^3)`` per sample (``O(K d r)`` when the parameters are shared by the batch and
 the ``r x r`` capacitance ``C_k = I_r + W_k^T W_k``, ``W_k = D_k^{-1/2} U_k``, is computed once).
 The covariance ``Lambda^{-1}`` is diagonal *minus* low rank, which
-``torch.distributions.LowRankMultivariateNormal`` cannot represent.
+``torch.distributions.LowRankMultivariateNormal`` cannot represent; :meth:`GMMLowRankPrecision.distribution`
+therefore hands out the mixture with dense ``d x d`` precisions (for small ``d``: KL terms of
+mixtures have no closed form anyway and need Monte Carlo).
 
 Sampling is exact and batched: pick ``k ~ Categorical(alpha)``, then with ``eps ~ N(0, I_d)``
 and ``eta ~ N(0, I_r)``, ``a = eps + W_k eta ~ N(0, I + W_k W_k^T)`` and
@@ -41,6 +46,14 @@ import torch.nn.functional as F
 from einops import rearrange
 from pydantic import Field, model_validator
 from torch import Tensor, nn
+from torch.distributions import (
+    Categorical,
+    Distribution,
+    MixtureSameFamily,
+    MultivariateNormal,
+    ReshapeTransform,
+    TransformedDistribution,
+)
 
 from eddies.core import Prior, register
 from eddies.priors.base import LOG_2PI, batch_shape, check_context, check_temperature, sample_batch
@@ -166,6 +179,8 @@ class GMMLowRankPrecision(Prior):
         torch.Size([5, 7])
         >>> prior.sample(context=h, temperature=0.8).shape
         torch.Size([5, 7, 28])
+        >>> prior.distribution(h).batch_shape, prior.distribution(h).event_shape
+        (torch.Size([5, 7]), torch.Size([28]))
     """
 
     def __init__(
@@ -233,3 +248,31 @@ class GMMLowRankPrecision(Prior):
         batch = sample_batch(self, n, context)
         t = check_temperature(self, temperature)
         return self.mixture(context).sample(batch.numel(), t).reshape(*batch, *self.shape)
+
+    def distribution(self, context: Tensor | None = None) -> Distribution:
+        """``p(z | context)`` as ``MixtureSameFamily(Categorical(alpha), MultivariateNormal(mu_k,
+        precision_matrix=D_k + U_k U_k^T))`` (reshaped to event shape :attr:`shape` when it has
+        more than one axis); batch shape the context's batch axes (``()`` without a context);
+        temperature 1.
+
+        The precisions are formed densely: ``O(K d^2)`` memory per row and an ``O(K d^3)``
+        Cholesky factorisation, against ``O(K d r)`` for :meth:`log_prob`, so it is meant for
+        small ``d`` and for Monte Carlo estimates (a mixture has no closed-form KL divergence;
+        ``torch.distributions.kl_divergence`` raises ``NotImplementedError`` for it). Training
+        and scoring use :meth:`log_prob` and :meth:`mixture`.
+        """
+        batch = check_context(self, context, None) or torch.Size()
+        m = self.mixture(context)
+        precision = torch.diag_embed(m.diag) + m.factor @ m.factor.transpose(-1, -2)  # (N or 1, K, d, d)
+        K, d = self.components, self.dim
+        lead = (batch.numel(),)
+        mixture = MixtureSameFamily(
+            Categorical(logits=m.logits.expand(*lead, K).reshape(*batch, K)),
+            MultivariateNormal(
+                m.means.expand(*lead, K, d).reshape(*batch, K, d),
+                precision_matrix=precision.expand(*lead, K, d, d).reshape(*batch, K, d, d),
+            ),
+        )
+        if len(self.shape) == 1:
+            return mixture
+        return TransformedDistribution(mixture, [ReshapeTransform((d,), self.shape)])

@@ -1,11 +1,13 @@
 """The head of a conditional prior: the network from a context to the prior's raw parameters.
 
 A conditional prior owns its head (docs/contracts.md). With ``head=None`` the head is one linear
-layer on the flattened context, the output layer of a mixture density network (frmdn.txt eqs.
-5-7: the activations that make the parameters valid are applied by the prior). A ``head`` spec
-names any registered conditioner, built with ``in_shape=context_shape`` and ``out_shape=`` the
-raw-parameter shape the prior needs; FRMDN's "nonlinear layer to map the hidden state to the
-parameter space of a GMM" (frmdn.txt section 5.1, application 3) is for example::
+layer on the flattened context, the output layer of a mixture density network (Razavi, Hosseini
+& Behzad, "FRMDN: Flow-based Recurrent Mixture Density Network", 2020, arXiv:2008.02144,
+frmdn.txt eqs. 5-7: the activations that make the parameters valid are applied by the prior). A
+``head`` spec names any registered conditioner, built with ``in_shape=context_shape`` and
+``out_shape=`` the raw-parameter shape the prior needs; FRMDN's "nonlinear layer to map the
+hidden state to the parameter space of a GMM" (frmdn.txt section 5.1, application 3) is for
+example::
 
     prior: {type: gmm_lowrank, components: 10, rank: 3,
             head: {type: mlp, hidden: [64], activation: tanh}}

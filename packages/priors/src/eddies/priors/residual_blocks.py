@@ -1,5 +1,10 @@
 """MotionFlow's stack of causal residual blocks over time (motionflow.txt eqs. 10-11).
 
+Zand, Etemad & Greenspan, "Flow-based Spatio-Temporal Structured Prediction of Motion Dynamics",
+IEEE TPAMI 2023, arXiv:2104.04391 (motionflow.txt, section 4.4). The gated activation unit was
+introduced by van den Oord et al., "Conditional Image Generation with PixelCNN Decoders", NeurIPS
+2016, arXiv:1606.05328.
+
 Each block has three layers: a convolution with kernel ``2`` in time and ``3`` in every spatial
 axis (``2 x 3 x 3`` for image latents, as in the paper), a Gated Activation Unit
 ``tanh(W_a h) * sigmoid(W_b h)`` made of two ``1 x ... x 1`` convolutions, and a second ``2 x 3 x

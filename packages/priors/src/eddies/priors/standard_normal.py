@@ -2,19 +2,25 @@
 
 cglow.txt: the latent of the conditional Glow is a standard Gaussian; sampling at temperature
 ``T`` draws ``z = T * eps`` (the standard deviation is scaled, as in Glow), so ``T = 0`` returns
-the mode ``z = 0``.
+the mode ``z = 0``. :meth:`StandardNormal.distribution` returns it as ``Independent(Normal(0, 1))``.
+
+References: Kingma & Dhariwal, "Glow: Generative Flow with Invertible 1x1 Convolutions", NeurIPS
+2018, arXiv:1807.03039 (temperature); Lu & Huang, "Structured Output Learning with Conditional
+Generative Flows", AAAI 2020, arXiv:1905.13288 (cglow.txt).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.distributions import Independent
 
 from eddies.core import ComponentConfig, Prior, ShapeError, register
 from eddies.priors.base import (
     batch_shape,
     check_context,
     check_temperature,
+    diag_normal,
     diag_normal_log_prob,
     sample_batch,
 )
@@ -47,6 +53,8 @@ class StandardNormal(Prior):
         tensor([-2.7568, -2.7568])
         >>> prior.sample(4, temperature=0.7).shape
         torch.Size([4, 3])
+        >>> prior.distribution().log_prob(torch.zeros(2, 3))
+        tensor([-2.7568, -2.7568])
     """
 
     def __init__(self, *, shape: tuple[int, ...], context_shape: tuple[int, ...] | None = None):
@@ -69,3 +77,9 @@ class StandardNormal(Prior):
         t = check_temperature(self, temperature)
         a = self._anchor
         return t * torch.randn(*batch, *self.shape, dtype=a.dtype, device=a.device)
+
+    def distribution(self, context: Tensor | None = None) -> Independent:
+        """``N(0, I)`` as ``Independent(Normal)``: batch shape ``()``, event shape :attr:`shape`."""
+        check_context(self, context, None)
+        zeros = self._anchor.new_zeros(self.shape)
+        return diag_normal(zeros, zeros, len(self.shape))

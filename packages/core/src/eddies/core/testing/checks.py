@@ -190,6 +190,8 @@ def check_shape_errors(layer, x, context, where):
     if context is not None:
         attempts.append(("a missing context", x, None))
         attempts.append(("a context with a wrong shape", x, torch.cat([context, context[..., :1]], dim=-1)))
+    elif layer.context_shape is None:  # an unconditional layer refuses a context, never ignores it
+        attempts.append(("a context given to an unconditional layer", x, torch.zeros_like(x)))
     for what, xx, cc in attempts:
         try:
             _call(layer, xx, cc)

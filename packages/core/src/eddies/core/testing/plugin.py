@@ -6,6 +6,11 @@ bijection's examples (restricted with ``--eddies-flows=name,name``)::
     def test_conformance(bijection_case):
         bijection_case.check()
 
+Likewise a ``conditioner_case`` argument is parametrised over every registered conditioner's
+examples (``--eddies-conditioners=name,name``; :mod:`eddies.core.testing.conditioners`).
+A ``prior_case`` argument is parametrised over every registered prior's examples
+(``--eddies-priors=name,name``; :mod:`eddies.core.testing.priors`).
+
 The plugin imports torch and eddies only when such a test is collected, and needs Hypothesis
 only at run time (without it, the kit checks a few fixed seeds).
 """
@@ -18,9 +23,31 @@ def pytest_addoption(parser) -> None:
         "--eddies-flows", default=None,
         help="comma-separated flow names for tests taking bijection_case (default: every registered flow)",
     )
+    parser.addoption(
+        "--eddies-conditioners", default=None,
+        help="comma-separated conditioner names for tests taking conditioner_case (default: every registered one)",
+    )
+    parser.addoption(
+        "--eddies-priors", default=None,
+        help="comma-separated prior names for tests taking prior_case (default: every registered prior)",
+    )
 
 
 def pytest_generate_tests(metafunc) -> None:
+    if "prior_case" in metafunc.fixturenames:
+        from eddies.core.testing.priors import prior_cases
+
+        option = metafunc.config.getoption("--eddies-priors")
+        names = [n.strip() for n in option.split(",") if n.strip()] if option else None
+        cases = prior_cases(names)
+        metafunc.parametrize("prior_case", cases, ids=[c.id for c in cases])
+    if "conditioner_case" in metafunc.fixturenames:
+        from eddies.core.testing.conditioners import conditioner_cases
+
+        option = metafunc.config.getoption("--eddies-conditioners")
+        names = [n.strip() for n in option.split(",") if n.strip()] if option else None
+        cases = conditioner_cases(names)
+        metafunc.parametrize("conditioner_case", cases, ids=[c.id for c in cases])
     if "bijection_case" not in metafunc.fixturenames:
         return
     from eddies.core.testing.cases import bijection_cases

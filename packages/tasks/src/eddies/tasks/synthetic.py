@@ -1,16 +1,12 @@
-"""A synthetic conditional-density task and its exact linear-Gaussian model, for smoke tests.
+"""Task ``synthetic_regression``: linear-Gaussian data drawn from a seed, for smoke tests.
 
-Task ``synthetic_regression``: ``x ~ N(0, I_d)``, ``y = A x + b + noise * eps`` with
-``eps ~ N(0, I_k)``; ``A``, ``b`` and every split are drawn from the task's own ``seed``, in memory
-(nothing is downloaded or cached), so any machine rebuilds identical data in milliseconds. Its
-metrics: ``test_nll`` (mean ``-log p(y | x)`` in nats), ``test_mse`` of ``model.predict`` (the
-conditional mean), and ``oracle_nll`` of the true conditional density, which a well-trained
-``gaussian_regression`` model approaches.
-
-Model ``gaussian_regression``: ``p(y | x) = N(W x + c, diag(sigma^2))`` with learned ``W``, ``c``
-and ``log sigma``; the conditional family contains the truth, so its fitted NLL can be checked
-against ``oracle_nll``. The engine's tests, sweeps and examples use this pair because it trains to a
-known answer in a few steps.
+``x ~ N(0, I_d)``, ``y = A x + b + noise * eps`` with ``eps ~ N(0, I_k)``; ``A``, ``b`` and every
+split are drawn from the task's own ``seed``, in memory (nothing is downloaded or cached), so any
+machine rebuilds identical data in milliseconds. Its metrics: ``test_nll`` (mean
+``-log p(y | x)`` in nats), ``test_mse`` of ``model.predict`` (the conditional mean), and
+``oracle_nll`` of the true conditional density, which a well-trained ``gaussian_regression``
+model (eddies-models) approaches, since its family contains the truth. The engine's tests,
+sweeps and examples use this pair because it trains to a known answer in a few steps.
 
 Example::
 
@@ -25,16 +21,15 @@ Example::
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from eddies.core import ComponentConfig, DataError, DataSpec, Model, Task, register
+from eddies.core import ComponentConfig, DataError, DataSpec, Task, register
 
 
 class TensorDictDataset(Dataset):
@@ -96,6 +91,10 @@ class SyntheticRegression(Task):
     def data_spec(self) -> DataSpec:
         return DataSpec({"x": (self.x_dim,), "y": (self.y_dim,)})
 
+    def metric_directions(self) -> dict[str, Literal["min", "max"]]:
+        """All three metrics of :meth:`evaluate` are minimised (``oracle_nll`` does not depend on the model)."""
+        return {"test_nll": "min", "test_mse": "min", "oracle_nll": "min"}
+
     def evaluate(self, model: nn.Module, loader: Any, **options: Any) -> dict[str, float]:
         nll = sq = oracle = 0.0
         count = 0
@@ -128,29 +127,3 @@ class SyntheticRegression(Task):
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=80)
         return path
-
-
-@register(
-    "models", "gaussian_regression", version=1, config=ComponentConfig,
-    summary="p(y|x) = N(Wx + c, diag sigma^2): linear-Gaussian baseline (engine smoke tests).",
-)
-class GaussianRegression(Model):
-    """Linear conditional Gaussian; exact ``log_prob`` (sum of per-dimension normal log densities)."""
-
-    def __init__(self, data: DataSpec):
-        super().__init__(data)
-        (x_dim,), (y_dim,) = data.condition_shape, data.target_shape
-        self.mean = nn.Linear(x_dim, y_dim)
-        self.log_scale = nn.Parameter(torch.zeros(y_dim))
-
-    def log_prob(self, batch: dict[str, Tensor]) -> Tensor:
-        y, mean = batch[self.data.target], self.predict(batch)
-        z = (y - mean) * torch.exp(-self.log_scale)
-        return (-0.5 * z.pow(2) - self.log_scale - 0.5 * math.log(2 * math.pi)).sum(-1)
-
-    def sample(self, batch: dict[str, Tensor], temperature: float = 1.0, **options: Any) -> Tensor:
-        mean = self.predict(batch)
-        return mean + temperature * torch.exp(self.log_scale) * torch.randn_like(mean)
-
-    def predict(self, batch: dict[str, Tensor], **options: Any) -> Tensor:
-        return self.mean(batch[self.data.condition])

@@ -1,0 +1,22 @@
+"""eddies.models: the model kinds, registered in the ``models`` registry.
+
+- ``conditional_flow`` (c-Glow; Lu & Huang 2020, arXiv:1905.13288): a flow over ``y`` whose
+  conditional layers read ``x`` or one shared ``encoder(x)``;
+- ``sequence_flow`` (FRMDN and RMDN; Razavi, Hosseini & Behzad 2020, arXiv:2008.02144): a
+  per-step flow under an autoregressive mixture prior driven by a sequence conditioner;
+- ``gaussian_regression``: the exact linear-Gaussian baseline of the smoke tests;
+- ``fcn_segmenter``: the deterministic FCN baseline of binary segmentation (sigmoid, binary
+  cross-entropy; c-Glow's table 1).
+
+Every kind implements :class:`eddies.core.Model` (``sample`` / ``predict`` with ``samples``,
+``temperature``, ``prefix``, ``horizon``). Importing this package registers them (the
+``eddies.models`` entry point does so). DESIGN.md plans ``temporal_flow`` (MotionFlow),
+``latent_dynamics_vae`` (SRVP) and ``video_predictor`` (MotionRNN) here too.
+"""
+
+from eddies.models.conditional_flow import ConditionalFlow
+from eddies.models.fcn import FCNSegmenter
+from eddies.models.gaussian_regression import GaussianRegression
+from eddies.models.sequence_flow import SequenceFlow
+
+__all__ = ["ConditionalFlow", "FCNSegmenter", "GaussianRegression", "SequenceFlow"]

@@ -1,0 +1,177 @@
+"""SRVP's latent dynamics: a deterministic state moved by Euler steps, driving a Gaussian over ``z_t``.
+
+Franceschi, Delasalles, Chen, Lamprier & Gallinari, "Stochastic Latent Residual Video
+Prediction", ICML 2020, arXiv:2002.09219 (srvp.txt, section 3, eqs. 1-2). A deterministic state
+``y`` evolves by residual Euler steps
+
+    y <- y + dt * f(y, z_t),        1/dt substeps per frame, z_t held constant   (eq. 2)
+
+and ``p(z_t | y_{t-1}) = N(mu(y_{t-1}), diag sigma(y_{t-1})^2)`` (eq. 1). Index convention: the
+context is the initial state ``y_0`` of shape ``(B, S)`` (``context_shape=(S,)``), SRVP's ``y_1``;
+our ``z_t`` is SRVP's ``z_{t+1}`` and our ``y_t`` the integer-time state after ``t`` frames. ``f``
+is the ``net`` spec (required; built with ``in_shape=(S + d,)``, ``out_shape=(S,)``, ``d =
+prod(shape)``); the map from ``y`` to ``(mu, log sigma)`` is ``head`` (one linear layer when
+``null``). The prior of ``y_0`` itself (SRVP's ``y_1 ~ N(0, I)``) and the content variable ``w``
+belong to the model, not to this prior.
+
+``dt`` is a setting that every method also takes as an argument (``log_prob_steps``,
+``step_parameters``, ``step_distribution``, ``rollout``, ``sample``, ``states``), so a model
+trained with ``dt=1`` can generate with ``dt=1/2`` (srvp.txt section 4, "Varying frame rate in
+testing"); :meth:`EulerState.states` returns every intermediate state for decoding at the finer
+frame rate. ``log sigma = b * tanh(raw / b)`` (:func:`eddies.core.bounds.soft_bound`).
+
+For SRVP's KL terms (srvp.txt eq. 8): :meth:`step_distribution` with the posterior's ``z`` gives
+``p(z_t | y_{t-1})`` along the states those ``z`` produce, as an ``Independent(Normal)``, so
+``torch.distributions.kl_divergence(q, prior.step_distribution(z, y0))`` is in closed form; during
+generation, ``rollout(...).distribution()`` gives ``p(z_t | y_{t-1})`` of each generated step.
+The density and the sampling loop are those of
+:class:`eddies.priors.gaussian_steps.GaussianStepPrior`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from pydantic import Field, model_validator
+from torch import Tensor
+
+from eddies.core import ShapeError, Spec, SpecOf, register
+from eddies.core.bounds import soft_bound
+from eddies.priors.gaussian_steps import GaussianStepPrior
+from eddies.priors.head import ContextHead, HeadConfig
+
+
+def euler_substeps(dt: float) -> int:
+    """``1/dt``, which must be an integer (srvp.txt eq. 2)."""
+    n = round(1.0 / dt)
+    if n < 1 or abs(n * dt - 1.0) > 1e-6:
+        raise ValueError(f"dt must be 1/n for an integer n (srvp.txt eq. 2), got {dt}")
+    return n
+
+
+class EulerStateConfig(HeadConfig):
+    """Config of :class:`EulerState`."""
+
+    net: SpecOf("conditioners") = Field(
+        description="the residual f(y, z) of the Euler step, e.g. {type: mlp, hidden: [64]}"
+    )
+    head: SpecOf("conditioners") | None = Field(
+        default=None, description="conditioner from a state y to (mu, raw log sigma); None = one linear layer"
+    )
+    dt: float = Field(default=1.0, gt=0.0, le=1.0, description="Euler step; 1/dt an integer")
+    log_scale_bound: float = Field(default=5.0, gt=0.0, description="soft bound b on |log sigma|")
+
+    @model_validator(mode="after")
+    def _check(self) -> EulerStateConfig:
+        euler_substeps(self.dt)
+        return self
+
+
+@register(
+    "priors", "euler_state", version=1, config=EulerStateConfig,
+    summary="SRVP's temporal prior: z_t ~ N(mu(y_{t-1}), sigma(y_{t-1})), y <- y + dt f(y, z_t) (eqs. 1-2).",
+    examples=[
+        {"config": {"net": {"type": "mlp", "hidden": [8]}, "dt": 0.5}, "shape": (1,),
+         "context_shape": (3,), "steps": 2},
+        {"config": {"net": {"type": "mlp", "hidden": [8]}}, "shape": (3,), "context_shape": (2,), "steps": 3},
+        {"config": {"net": {"type": "mlp", "hidden": [6]}, "head": {"type": "mlp", "hidden": [4]}},
+         "shape": (1,), "context_shape": (2,), "steps": 2},
+        {"config": {"net": {"type": "mlp", "hidden": [6]}, "dt": 0.25}, "shape": (2, 2),
+         "context_shape": (3,), "steps": 2},
+    ],
+)
+class EulerState(GaussianStepPrior):
+    """``log p(z_1..T | y_0) = sum_t log N(z_t; mu(y_{t-1}), sigma(y_{t-1})^2)`` with
+    ``y_t = Euler(y_{t-1}, z_t)`` (see the module docstring).
+
+    ``z`` is ``(B, T, *shape)`` and the context ``y_0`` is ``(B, S)``; ``log_prob_steps``,
+    ``step_parameters``, ``step_distribution``, ``rollout``, ``sample`` and ``states`` take ``dt``
+    (default: the configured one).
+
+    Example::
+
+        >>> import torch
+        >>> from eddies.core import validate_spec
+        >>> prior = EulerState(validate_spec({"type": "mlp", "hidden": [16]}, "conditioners"),
+        ...                    shape=(4,), context_shape=(6,))
+        >>> y0 = torch.randn(2, 6)
+        >>> z = prior.sample(context=y0, steps=5)
+        >>> z.shape, prior.log_prob_steps(z, y0).shape
+        (torch.Size([2, 5, 4]), torch.Size([2, 5]))
+        >>> prior.states(z, y0, dt=0.5).shape           # y_0, y_0.5, y_1, ..., y_5
+        torch.Size([2, 11, 6])
+        >>> prior.rollout(context=y0, steps=3, dt=0.5).distribution().batch_shape
+        torch.Size([2, 3])
+    """
+
+    def __init__(
+        self,
+        net: Spec,
+        head: Spec | None = None,
+        dt: float = 1.0,
+        log_scale_bound: float = 5.0,
+        *,
+        shape: tuple[int, ...],
+        context_shape: tuple[int, ...] | None = None,
+    ):
+        super().__init__(shape, context_shape)
+        self.dt, self.log_scale_bound = float(dt), float(log_scale_bound)
+        euler_substeps(self.dt)
+        self.dim = math.prod(self.shape)
+        if self.context_shape is None or len(self.context_shape) != 1:
+            raise ShapeError(
+                "EulerState needs context_shape=(S,), the shape of the initial state y_0; "
+                f"got context_shape={self.context_shape}"
+            )
+        (states,) = self.context_shape
+        self.net = net.build(in_shape=(states + self.dim,), out_shape=(states,))
+        if tuple(self.net.output_shape()) != (states,):
+            raise ShapeError(f"EulerState: net {net.name!r} states output {self.net.output_shape()}, needs ({states},)")
+        self.head = ContextHead((states,), (2 * self.dim,), head, "EulerState")
+
+    def _state_parameters(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        """``(mu, log sigma)`` of ``z`` given states ``y`` (..., S), shaped (..., *shape)."""
+        mean, raw_scale = self.head(y.reshape(-1, y.shape[-1])).chunk(2, dim=-1)
+        full = (*y.shape[:-1], *self.shape)
+        return mean.reshape(full), soft_bound(raw_scale, self.log_scale_bound).reshape(full)
+
+    def _euler(self, y: Tensor, z_t: Tensor, dt: float) -> list[Tensor]:
+        """The ``1/dt`` Euler substeps from ``y`` with ``z_t`` held constant (srvp.txt eq. 2)."""
+        path, inputs = [], z_t.reshape(z_t.shape[0], self.dim)
+        for _ in range(euler_substeps(dt)):
+            y = y + dt * self.net(torch.cat([y, inputs], dim=-1))
+            path.append(y)
+        return path
+
+    def states(self, z: Tensor, context: Tensor, dt: float | None = None) -> Tensor:
+        """``y_0 .. y_T`` with every Euler substep, shape (B, T/dt + 1, S); ``y_0`` is the context."""
+        self.check_sequence(z, context)
+        path = [context]
+        for t in range(z.shape[1]):
+            path += self._euler(path[-1], z[:, t], self.dt if dt is None else dt)
+        return torch.stack(path, dim=1)
+
+    def step_parameters(
+        self, z: Tensor, context: Tensor | None = None, dt: float | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Teacher-forced ``(mu_t, log sigma_t)`` of ``p(z_t | y_{t-1})``, each (B, T, *shape); causal."""
+        self.check_sequence(z, context)
+        dt = self.dt if dt is None else dt
+        y = self.states(z[:, :-1], context, dt)[:, :: euler_substeps(dt)]  # y_0 .. y_{T-1}
+        return self._state_parameters(y)
+
+    # generation hooks: the state is (y_{t-1}, dt) -------------------------------------------
+    def _initial_state(
+        self, batch: int, context: Tensor | None, history: Tensor | None, dt: float | None = None
+    ) -> tuple[Tensor, float]:
+        dt = self.dt if dt is None else dt
+        euler_substeps(dt)
+        return (context if history is None else self.states(history, context, dt)[:, -1]), dt
+
+    def _next_parameters(self, state: tuple[Tensor, float]) -> tuple[Tensor, Tensor]:
+        return self._state_parameters(state[0])
+
+    def _advance(self, state: tuple[Tensor, float], z: Tensor) -> tuple[Tensor, float]:
+        y, dt = state
+        return self._euler(y, z, dt)[-1], dt

@@ -1,0 +1,58 @@
+"""The commands the README and the docs show: one form (``.venv/bin/python ...``, run from the
+repository's root), scripts, recipes and sweeps that exist, one checkpoint-path form (a run
+directory), and no quoted figure that nothing keeps current (the test count)."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = sorted({ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "examples").rglob("README.md"),
+                *(ROOT / "packages").glob("*/README.md"), *(ROOT / "apps").glob("*.py"),
+                *(ROOT / "recipes").rglob("*.yaml")})
+SCRIPT = re.compile(r"(?<![\w/.-])((?:apps|benchmarks|examples)/[\w/.-]+\.py)")
+BARE = re.compile(r"(?<![\w/.-])python3? (?:-W \w+ |-m pytest|-u )?(?:apps|benchmarks|examples|-m pytest)")
+
+
+def _lines(examples_of_errors=True):
+    """(page:line, text) of every line; without the commands shown failing (an ``error:`` line next)."""
+    for page in PAGES:
+        lines = page.read_text().splitlines()
+        for number, line in enumerate(lines, 1):
+            if examples_of_errors or not (number < len(lines) and lines[number].startswith("error:")):
+                yield f"{page.relative_to(ROOT)}:{number}", line
+
+
+def test_every_command_uses_the_venv_python():
+    bare = [f"{where}: {line.strip()}" for where, line in _lines() if BARE.search(line)]
+    assert not bare, "use `.venv/bin/python ...` (it exists right after `make`):\n" + "\n".join(bare)
+
+
+def test_every_script_named_exists():
+    missing = [f"{where}: {script}" for where, line in _lines() for script in SCRIPT.findall(line)
+               if not (ROOT / script).is_file()]
+    assert not missing, "\n".join(missing)
+
+
+@pytest.mark.parametrize(("key", "folder"), [("recipe", "recipes"), ("sweep", "recipes/sweeps")])
+def test_every_named_recipe_and_sweep_exists(key, folder):
+    pattern = re.compile(rf"(?<![\w.]){key}=([A-Za-z_][\w]*)\b(?![/.<])")
+    names = {(where, name) for where, line in _lines(examples_of_errors=False) if "apps/" in line
+             for name in pattern.findall(line)}
+    assert names, f"no {key}=NAME found: the pattern is wrong"
+    missing = [f"{where}: {key}={name}" for where, name in sorted(names)
+               if not (ROOT / folder / f"{name}.yaml").is_file() and name not in ("NAME", "PATH")]
+    assert not missing, "\n".join(missing)
+
+
+def test_one_checkpoint_path_form_the_run_directory():
+    other = [f"{where}: {line.strip()}" for where, line in _lines()
+             if re.search(r"checkpoint=\S*/checkpoints/", line)]
+    assert not other, "write checkpoint=RUN_DIR (its latest checkpoint):\n" + "\n".join(other)
+
+
+def test_the_readme_quotes_no_test_count():
+    readme = (ROOT / "README.md").read_text()
+    assert not re.search(r"\b\d[\d,]* tests\b", readme), "a quoted test count goes stale: say how to get it"
+    assert "819 s" in readme and "EDDIES_DATA=<empty folder> .venv/bin/python apps/train.py recipe=frmdn_mnist" in readme
