@@ -61,6 +61,9 @@ def test_resize_conv_hits_the_requested_size(h_out, w_out, sh, sw, pad):
 
 
 def test_cglow_vector_net_is_zero_at_start_and_learns_an_x_dependent_map():
+    # seeded: with PyTorch's default init, 3 seeds in 200 leave every ReLU of the width-8 layer dead
+    # on both compared rows, so their outputs tie whatever the last layer holds
+    torch.manual_seed(0)
     cn = CGlowVectorNet(channels=3, width=8, in_shape=(2, 8, 8), out_shape=(4, 4)).double()
     x = torch.randn(5, 2, 8, 8, dtype=torch.float64)
     assert torch.equal(cn(x), torch.zeros(5, 4, 4, dtype=torch.float64))

@@ -1,9 +1,6 @@
 """The conditioner conformance kit catches broken conditioners (doubles defined here, never registered)."""
 
 import re
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
@@ -17,6 +14,7 @@ from eddies.core.testing import (
     conditioner_cases,
     conditioner_conformance_test,
 )
+from tests.plugin_without_hypothesis import run_plugin_without_hypothesis
 
 VECTOR = [{"config": {}, "in_shape": (3,), "out_shape": None, "batch": (2, 2)}]
 SEQUENCE = [{"config": {}, "in_shape": (2,), "out_shape": None, "batch": (2, 3)}]
@@ -281,26 +279,11 @@ def test_several_outputs_are_checked_head_by_head():
 
 @pytest.mark.slow
 def test_the_pytest_plugin_runs_without_hypothesis(tmp_path):
-    (tmp_path / "test_third_party.py").write_text(textwrap.dedent("""
+    stdout = run_plugin_without_hypothesis(tmp_path, """
         def test_conforms(conditioner_case):
             conditioner_case.check()
-    """))
-    code = textwrap.dedent(f"""
-        import sys
-
-        class BlockHypothesis:  # as if hypothesis were not installed
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] == "hypothesis":
-                    raise ImportError("hypothesis is not installed")
-
-        sys.meta_path.insert(0, BlockHypothesis())
-        import pytest
-        sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
-                              "--eddies-conditioners=mlp,gru", {str(tmp_path)!r}]))
-    """)
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "5 passed" in result.stdout
+    """, "--eddies-conditioners=mlp,gru")
+    assert "5 passed" in stdout
 
 
 def test_forward_returning_the_state_too_is_caught():

@@ -1,8 +1,5 @@
 """The conformance kit catches broken bijections (test doubles defined here, never registered)."""
 
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
@@ -16,6 +13,7 @@ from eddies.core.testing import (
     check_bijection_conformance,
     conformance_test,
 )
+from tests.plugin_without_hypothesis import run_plugin_without_hypothesis
 
 VECTOR = [{"config": {}, "shape": (3,), "context_shape": None}]
 
@@ -198,25 +196,10 @@ test_one_line_generator = conformance_test("reverse", "squeeze")
 
 @pytest.mark.slow
 def test_the_pytest_plugin_runs_without_hypothesis(tmp_path):
-    (tmp_path / "test_third_party.py").write_text(textwrap.dedent("""
+    stdout = run_plugin_without_hypothesis(tmp_path, """
         import eddies.flows  # noqa: F401
 
         def test_conforms(bijection_case):
             bijection_case.check()
-    """))
-    code = textwrap.dedent(f"""
-        import sys
-
-        class BlockHypothesis:  # as if hypothesis were not installed
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] == "hypothesis":
-                    raise ImportError("hypothesis is not installed")
-
-        sys.meta_path.insert(0, BlockHypothesis())
-        import pytest
-        sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
-                              "--eddies-flows=reverse,actnorm", {str(tmp_path)!r}]))
-    """)
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 passed" in result.stdout
+    """, "--eddies-flows=reverse,actnorm")
+    assert "4 passed" in stdout

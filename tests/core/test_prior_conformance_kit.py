@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
@@ -22,6 +19,7 @@ from eddies.core.testing import (
     prior_cases_for_class,
     prior_conformance_test,
 )
+from tests.plugin_without_hypothesis import run_plugin_without_hypothesis
 
 LOG_2PI = math.log(2 * math.pi)
 VECTOR = [{"config": {}, "shape": (2,), "context_shape": None}, {"config": {}, "shape": (1,), "context_shape": None}]
@@ -221,23 +219,8 @@ def test_the_one_line_generator_is_parametrised_over_the_named_priors():
 
 @pytest.mark.slow
 def test_the_pytest_plugin_parametrises_prior_case_without_hypothesis(tmp_path):
-    (tmp_path / "test_third_party.py").write_text(textwrap.dedent("""
+    stdout = run_plugin_without_hypothesis(tmp_path, """
         def test_conforms(prior_case):
             prior_case.check()
-    """))
-    code = textwrap.dedent(f"""
-        import sys
-
-        class BlockHypothesis:  # as if hypothesis were not installed
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] == "hypothesis":
-                    raise ImportError("hypothesis is not installed")
-
-        sys.meta_path.insert(0, BlockHypothesis())
-        import pytest
-        sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
-                              "--eddies-priors=standard_normal", {str(tmp_path)!r}]))
-    """)
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout
+    """, "--eddies-priors=standard_normal")
+    assert "3 passed" in stdout

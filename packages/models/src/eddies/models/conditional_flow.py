@@ -59,6 +59,7 @@ from eddies.core.model import Model
 from eddies.core.registry import ComponentConfig, register
 from eddies.core.spec import Spec, SpecOf
 from eddies.core.task import DataSpec
+from eddies.models.slots import build_encoder, build_slot
 
 _CONDITIONAL_LAYERS = "cond_actnorm, cond_invconv1x1, cond_affine_coupling or maf"
 
@@ -91,16 +92,11 @@ class ConditionalFlow(Model):
                  data: DataSpec):
         super().__init__(data)
         condition = None if data.condition is None else tuple(data.condition_shape)
-        self.encoder = self._build_encoder(encoder, encoder_shape, condition)
+        self.encoder = build_encoder(self.kind, encoder, encoder_shape, data.condition, condition)
         context = condition if self.encoder is None else self.encoder.output_shape()
         target = tuple(data.target_shape)
-        try:
-            self.flow = flow.build(shape=target, context_shape=context)
-        except ShapeError as err:
-            raise RecipeError(
-                f"{self.kind} builds its flow with shape={target} and context_shape={context}; "
-                f"{flow.name!r} refused: {err}", "model.flow",
-            ) from None
+        self.flow = build_slot(self.kind, "flow", flow, f"shape={target} and context_shape={context}",
+                               shape=target, context_shape=context)
         if self.flow.context_shape is not None and self.flow.context_shape != context:
             raise RecipeError(
                 f"{self.kind}: the flow {flow.name!r} was built with context_shape={context} but states "
@@ -110,13 +106,9 @@ class ConditionalFlow(Model):
             raise RecipeError(f"{self.kind}: prior_context is true, but the data has no condition",
                               "model.prior_context")
         prior_shape, prior_context_shape = tuple(self.flow.out_shape), context if prior_context else None
-        try:
-            self.prior = prior.build(shape=prior_shape, context_shape=prior_context_shape)
-        except ShapeError as err:
-            raise RecipeError(
-                f"{self.kind} builds its prior with shape={prior_shape} and context_shape="
-                f"{prior_context_shape}; {prior.name!r} refused: {err}", "model.prior",
-            ) from None
+        self.prior = build_slot(self.kind, "prior", prior,
+                                f"shape={prior_shape} and context_shape={prior_context_shape}",
+                                shape=prior_shape, context_shape=prior_context_shape)
         if prior_context and self.prior.context_shape is None:
             raise RecipeError(
                 f"{self.kind}: prior_context is true, but the prior {prior.name!r} takes no context",
@@ -131,31 +123,6 @@ class ConditionalFlow(Model):
                 "conditional prior such as diag_gaussian", "model.flow",
             )
         self.prior_context, self.samples, self.temperature = prior_context, samples, temperature
-
-    def _build_encoder(self, encoder: Spec | None, encoder_shape: list[int] | None,
-                       condition: tuple[int, ...] | None):
-        if encoder is None:
-            if encoder_shape is not None:
-                raise RecipeError(f"{self.kind}: encoder_shape is set but there is no encoder", "model.encoder_shape")
-            return None
-        if condition is None:
-            raise RecipeError(f"{self.kind}: an encoder is given, but the data has no condition to encode",
-                              "model.encoder")
-        out_shape = None if encoder_shape is None else tuple(encoder_shape)
-        try:
-            net = encoder.build(in_shape=condition, out_shape=out_shape)
-        except ShapeError as err:
-            raise RecipeError(
-                f"{self.kind} builds its encoder with in_shape={condition} (the condition "
-                f"{self.data.condition!r}) and out_shape={out_shape} (encoder_shape); "
-                f"{encoder.name!r} refused: {err}", "model.encoder",
-            ) from None
-        if not isinstance(net.output_shape(), tuple):
-            raise RecipeError(
-                f"{encoder.name!r} states output {net.output_shape()!r}; {self.kind}'s encoder must "
-                "give one tensor shape", "model.encoder",
-            )
-        return net
 
     # the condition ---------------------------------------------------------------------------
     def encode(self, batch: dict[str, Tensor], rows: int) -> Tensor | None:

@@ -66,6 +66,7 @@ from eddies.core.model import Model
 from eddies.core.registry import ComponentConfig, register
 from eddies.core.spec import Spec, SpecOf
 from eddies.core.task import DataSpec
+from eddies.models.slots import build_encoder, build_slot
 
 
 class SequenceFlowConfig(ComponentConfig):
@@ -113,18 +114,13 @@ class SequenceFlow(Model):
             )
         self.steps, self.step_shape = target[0], target[1:]
         self.step_size = math.prod(self.step_shape)
-        self.encoder = self._build_encoder(encoder, encoder_shape, data.condition_shape)
+        self.encoder = build_encoder(self.kind, encoder, encoder_shape, data.condition, data.condition_shape)
         condition = data.condition_shape if self.encoder is None else self.encoder.output_shape()
         self.condition_size = 0 if condition is None else math.prod(condition)
         in_shape = (self.condition_size + self.step_size,)
-        try:
-            self.conditioner = conditioner.build(in_shape=in_shape, out_shape=None)
-        except ShapeError as err:
-            raise RecipeError(
-                f"sequence_flow builds its conditioner with in_shape={in_shape} ([h ; y_(t-1)] per "
-                f"step) and no out_shape, as a sequence conditioner (lstm, gru) needs; "
-                f"{conditioner.name!r} refused: {err}", "model.conditioner",
-            ) from None
+        self.conditioner = build_slot(
+            self.kind, "conditioner", conditioner, f"in_shape={in_shape} ([h ; y_(t-1)] per step) and no "
+            "out_shape, as a sequence conditioner (lstm, gru) needs", in_shape=in_shape, out_shape=None)
         if not isinstance(self.conditioner, SequenceConditioner):
             raise RecipeError(
                 f"{conditioner.name!r} is not a sequence conditioner (an eddies.core.SequenceConditioner "
@@ -137,13 +133,8 @@ class SequenceFlow(Model):
                 f"{conditioner.name!r} states output {context!r}; sequence_flow needs one tensor shape",
                 "model.conditioner",
             )
-        try:
-            self.prior = prior.build(shape=self.step_shape, context_shape=context)
-        except ShapeError as err:
-            raise RecipeError(
-                f"sequence_flow builds its prior with shape={self.step_shape} and context_shape={context} "
-                f"(c_t); {prior.name!r} refused: {err}", "model.prior",
-            ) from None
+        self.prior = build_slot(self.kind, "prior", prior, f"shape={self.step_shape} and context_shape={context} (c_t)",
+                                shape=self.step_shape, context_shape=context)
         if self.prior.context_shape is None:
             raise RecipeError(
                 f"sequence_flow: the prior {prior.name!r} takes no context, so c_t (and the condition and "
@@ -166,31 +157,6 @@ class SequenceFlow(Model):
         self.flow_context = flow_context
         self.samples, self.temperature = samples, temperature
         self.start = nn.Parameter(torch.zeros(self.step_size))  # y_0, the first step's input
-
-    def _build_encoder(self, encoder: Spec | None, encoder_shape: list[int] | None,
-                       condition: tuple[int, ...] | None):
-        if encoder is None:
-            if encoder_shape is not None:
-                raise RecipeError("sequence_flow: encoder_shape is set but there is no encoder", "model.encoder_shape")
-            return None
-        if condition is None:
-            raise RecipeError("sequence_flow: an encoder is given, but the data has no condition to encode",
-                              "model.encoder")
-        out_shape = None if encoder_shape is None else tuple(encoder_shape)
-        try:
-            net = encoder.build(in_shape=tuple(condition), out_shape=out_shape)
-        except ShapeError as err:
-            raise RecipeError(
-                f"sequence_flow builds its encoder with in_shape={tuple(condition)} (the condition "
-                f"{self.data.condition!r}) and out_shape={out_shape} (encoder_shape); "
-                f"{encoder.name!r} refused: {err}", "model.encoder",
-            ) from None
-        if not isinstance(net.output_shape(), tuple):
-            raise RecipeError(
-                f"{encoder.name!r} states output {net.output_shape()!r}; sequence_flow's encoder must "
-                "give one tensor shape", "model.encoder",
-            )
-        return net
 
     # helpers ------------------------------------------------------------------------------
     def _condition(self, batch: dict[str, Tensor], size: int | None) -> Tensor | None:

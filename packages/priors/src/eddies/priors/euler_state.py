@@ -68,17 +68,21 @@ class EulerStateConfig(HeadConfig):
         return self
 
 
+def _tanh_mlp(width: int) -> dict:
+    return {"type": "mlp", "hidden": [width], "activation": "tanh"}
+
+
 @register(
     "priors", "euler_state", version=1, config=EulerStateConfig,
     summary="SRVP's temporal prior: z_t ~ N(mu(y_{t-1}), sigma(y_{t-1})), y <- y + dt f(y, z_t) (eqs. 1-2).",
+    # tanh nets: a ReLU net of a few units can be dead on every drawn row, which leaves a
+    # parameter without gradient and fails the kit's gradient check by chance
     examples=[
-        {"config": {"net": {"type": "mlp", "hidden": [8]}, "dt": 0.5}, "shape": (1,),
-         "context_shape": (3,), "steps": 2},
-        {"config": {"net": {"type": "mlp", "hidden": [8]}}, "shape": (3,), "context_shape": (2,), "steps": 3},
-        {"config": {"net": {"type": "mlp", "hidden": [6]}, "head": {"type": "mlp", "hidden": [4]}},
-         "shape": (1,), "context_shape": (2,), "steps": 2},
-        {"config": {"net": {"type": "mlp", "hidden": [6]}, "dt": 0.25}, "shape": (2, 2),
-         "context_shape": (3,), "steps": 2},
+        {"config": {"net": _tanh_mlp(8), "dt": 0.5}, "shape": (1,), "context_shape": (3,), "steps": 2},
+        {"config": {"net": _tanh_mlp(8)}, "shape": (3,), "context_shape": (2,), "steps": 3},
+        {"config": {"net": _tanh_mlp(6), "head": _tanh_mlp(4)}, "shape": (1,), "context_shape": (2,),
+         "steps": 2},
+        {"config": {"net": _tanh_mlp(6), "dt": 0.25}, "shape": (2, 2), "context_shape": (3,), "steps": 2},
     ],
 )
 class EulerState(GaussianStepPrior):

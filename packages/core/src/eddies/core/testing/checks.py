@@ -120,40 +120,56 @@ def check_batch_independence(layer, x, context, z, logdet, where):
             _fail(where, "batch dependence", f"inverse of sample {i} alone differs from its batched inverse")
 
 
-def check_gradients(layer, x, context, where):
-    """Check 4: a Gaussian log-likelihood gives every parameter a finite, non-zero gradient."""
-    if not any(p.requires_grad for p in layer.parameters()):
+def check_parameter_gradients(module: torch.nn.Module, loss: Callable[[], Tensor], where: str,
+                              params: list[tuple[str, torch.nn.Parameter]] | None = None) -> None:
+    """Backpropagate ``loss()`` and fail unless each of ``params`` (default: every parameter that
+    requires a gradient) receives a finite, non-zero gradient; nothing runs without parameters."""
+    if params is None:
+        params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    if not params:
         return
-    layer.zero_grad(set_to_none=True)
-    z, logdet = _call(layer, x, context)
-    log_p = -0.5 * z.reshape(z.shape[0], -1).pow(2).sum(1) + logdet
-    (-log_p.mean()).backward()
-    for name, p in layer.named_parameters():
-        if not p.requires_grad:
-            continue
+    module.zero_grad(set_to_none=True)
+    loss().backward()
+    for name, p in params:
         if p.grad is None:
             _fail(where, "gradient", f"parameter {name!r} received no gradient")
         if not torch.isfinite(p.grad).all():
             _fail(where, "gradient", f"parameter {name!r} has a non-finite gradient")
         if not p.grad.abs().max() > 0:
             _fail(where, "gradient", f"parameter {name!r} has an all-zero gradient")
-    layer.zero_grad(set_to_none=True)
+    module.zero_grad(set_to_none=True)
 
 
-def check_save_load(layer, make: Callable[[], torch.nn.Module], x, context, z, logdet, where):
-    """Check 5: safetensors save, load into a freshly built layer, identical outputs."""
+def check_gradients(layer, x, context, where):
+    """Check 4: a Gaussian log-likelihood gives every parameter a finite, non-zero gradient."""
+    def loss():
+        z, logdet = _call(layer, x, context)
+        log_p = -0.5 * z.reshape(z.shape[0], -1).pow(2).sum(1) + logdet
+        return -log_p.mean()
+
+    check_parameter_gradients(layer, loss, where)
+
+
+def reload(module: torch.nn.Module, make: Callable[[], torch.nn.Module], where: str) -> torch.nn.Module:
+    """Save ``module``'s state dict with safetensors and load it into a freshly built float64
+    module, returned in eval mode; fail if the state dict keys differ."""
     from safetensors.torch import load_file, save_file
 
-    state = {k: v.detach().clone().contiguous() for k, v in layer.state_dict().items()}
+    state = {k: v.detach().clone().contiguous() for k, v in module.state_dict().items()}
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "layer.safetensors"
+        path = Path(tmp) / "state.safetensors"
         save_file(state, str(path))
-        torch.manual_seed(12345)  # a fresh layer gets other random buffers unless they are saved
+        torch.manual_seed(12345)  # a fresh build draws other weights and random buffers unless they are saved
         fresh = make().double()
         missing, unexpected = fresh.load_state_dict(load_file(str(path)), strict=False)
     if missing or unexpected:
         _fail(where, "save/load", f"state dict keys differ: missing {missing}, unexpected {unexpected}")
-    fresh.eval()
+    return fresh.eval()
+
+
+def check_save_load(layer, make: Callable[[], torch.nn.Module], x, context, z, logdet, where):
+    """Check 5: safetensors save, load into a freshly built layer, identical outputs."""
+    fresh = reload(layer, make, where)
     with torch.no_grad():
         z2, ld2 = _call(fresh, x, context)
         x2, _ = _call(fresh, z, context, inverse=True)

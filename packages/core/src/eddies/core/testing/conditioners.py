@@ -57,10 +57,8 @@ from __future__ import annotations
 import copy
 import json
 import math
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -70,19 +68,26 @@ from eddies.core.conditioner import SequenceConditioner
 from eddies.core.errors import ShapeError
 from eddies.core.registry import Entry, get_registry
 from eddies.core.spec import validate_spec
-from eddies.core.testing.checks import ConformanceError, perturb, single_thread
+from eddies.core.testing.cases import (
+    kit_settings,
+    make_cases,
+    no_examples,
+    parametrised_test,
+    registered_entries,
+)
+from eddies.core.testing.checks import (
+    ConformanceError,
+    _fail,
+    _max_diff,
+    check_parameter_gradients,
+    perturb,
+    reload,
+    single_thread,
+)
 from eddies.core.testing.inputs import draw_inputs
 
 TOLERANCE = {"rtol": 1e-7, "atol": 1e-9}
 EXAMPLE_KEYS = {"config", "in_shape", "out_shape", "batch", "inputs", "perturb", "autoregressive"}
-
-
-def _fail(where: str, check: str, message: str) -> None:
-    raise ConformanceError(f"{where}: {check}: {message}")
-
-
-def _max_diff(a: Tensor, b: Tensor) -> float:
-    return float((a - b).abs().max()) if a.numel() else 0.0
 
 
 # inputs and outputs ----------------------------------------------------------------------------
@@ -231,18 +236,7 @@ def check_dtype(net: nn.Module, x: Tensor, y: Any, where: str) -> None:
 
 def check_save_load(net: nn.Module, make: Callable[[], nn.Module], x: Tensor, y: Any, where: str) -> None:
     """Check 5: safetensors save, load into a freshly built conditioner, identical outputs."""
-    from safetensors.torch import load_file, save_file
-
-    state = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "conditioner.safetensors"
-        save_file(state, str(path))
-        torch.manual_seed(12345)  # a fresh build draws other weights and random buffers
-        fresh = make().double()
-        missing, unexpected = fresh.load_state_dict(load_file(str(path)), strict=False)
-    if missing or unexpected:
-        _fail(where, "save/load", f"state dict keys differ: missing {missing}, unexpected {unexpected}")
-    fresh.eval()
+    fresh = reload(net, make, where)
     with torch.no_grad():
         y2 = fresh(x)
     for got, ref in zip(_parts(y2), _parts(y), strict=True):
@@ -253,20 +247,8 @@ def check_save_load(net: nn.Module, make: Callable[[], nn.Module], x: Tensor, y:
 
 def check_gradients(net: nn.Module, x: Tensor, where: str) -> None:
     """Check 6: a random linear loss of the output gives every parameter a finite, non-zero gradient."""
-    if not any(p.requires_grad for p in net.parameters()):
-        return
-    net.zero_grad(set_to_none=True)
-    _random_contraction(net(x), lambda part: torch.ones((), dtype=part.dtype), 3).backward()
-    for name, p in net.named_parameters():
-        if not p.requires_grad:
-            continue
-        if p.grad is None:
-            _fail(where, "gradient", f"parameter {name!r} received no gradient")
-        if not torch.isfinite(p.grad).all():
-            _fail(where, "gradient", f"parameter {name!r} has a non-finite gradient")
-        if not p.grad.abs().max() > 0:
-            _fail(where, "gradient", f"parameter {name!r} has an all-zero gradient")
-    net.zero_grad(set_to_none=True)
+    check_parameter_gradients(
+        net, lambda: _random_contraction(net(x), lambda part: torch.ones((), dtype=part.dtype), 3), where)
 
 
 def check_causality(net: SequenceConditioner, x: Tensor, y: Tensor, fresh: Tensor, where: str) -> None:
@@ -451,10 +433,7 @@ class ConditionerCase:
     def run(self, seed: int = 0, sizes: tuple[int, ...] | None = None) -> None:
         """Run every check once on inputs drawn from ``seed``."""
         if self.example is None:
-            raise ConformanceError(
-                f"{self.name}: declares no conformance examples; pass examples=[{{'config': ..., "
-                "'in_shape': ..., 'out_shape': ..., 'batch': ...}] to its @register (docs/conditioners.md)"
-            )
+            raise no_examples(self.name, ("config", "in_shape", "out_shape", "batch"), "docs/conditioners.md")
         run_conditioner_example(self.make_factory(self.example), self.example, self.name, seed, sizes)
 
     def check(self) -> None:
@@ -466,7 +445,7 @@ class ConditionerCase:
         if self.example is None:
             self.run()
         try:
-            from hypothesis import Phase, given, settings
+            from hypothesis import given
             from hypothesis import strategies as st
         except ImportError:
             for seed in range(3):
@@ -474,9 +453,7 @@ class ConditionerCase:
             return
         axes = len(self.example.get("batch", (2,)))
         sizes = st.tuples(st.integers(2, 3), *[st.integers(1, 3)] * (axes - 1))
-        budget = settings(max_examples=max(1, settings.default.max_examples // 5), deadline=None,
-                          phases=[Phase.explicit, Phase.reuse, Phase.generate])
-        budget(given(st.integers(0, 2**31 - 1), sizes)(lambda seed, lead: self.run(seed=seed, sizes=lead)))()
+        kit_settings()(given(st.integers(0, 2**31 - 1), sizes)(lambda seed, lead: self.run(seed=seed, sizes=lead)))()
 
 
 def _spec_factory(entry: Entry) -> Callable[[Mapping[str, Any]], Callable[[], nn.Module]]:
@@ -493,16 +470,12 @@ def _spec_factory(entry: Entry) -> Callable[[Mapping[str, Any]], Callable[[], nn
 
 def _cases(label: str, examples: list[Mapping[str, Any]],
            factory: Callable[[Mapping[str, Any]], Callable[[], nn.Module]]) -> list[ConditionerCase]:
-    if not examples:
-        return [ConditionerCase(label, None, factory)]
-    return [ConditionerCase(f"{label}[{i}]", ex, factory) for i, ex in enumerate(examples)]
+    return make_cases(label, examples, factory, ConditionerCase)
 
 
 def conditioner_cases(names: Iterable[str] | None = None) -> list[ConditionerCase]:
     """Cases of the named conditioners (``name`` or ``name@N``), or of every registered one."""
-    registry = get_registry("conditioners")
-    entries = registry.entries() if names is None else [registry.get(n) for n in names]
-    return [case for entry in entries
+    return [case for entry in registered_entries("conditioners", names)
             for case in _cases(f"conditioners/{entry.ref}", entry.meta.get("examples") or [], _spec_factory(entry))]
 
 
@@ -540,12 +513,4 @@ def conditioner_conformance_test(*names: str) -> Callable[..., None]:
 
         test_my_net = conditioner_conformance_test("my_net")   # in a test module: one line
     """
-    import pytest
-
-    cases = conditioner_cases(names or None)
-
-    @pytest.mark.parametrize("case", cases, ids=[c.id for c in cases])
-    def test_conditioner_conformance(case: ConditionerCase) -> None:
-        case.check()
-
-    return test_conditioner_conformance
+    return parametrised_test(conditioner_cases(names or None), "test_conditioner_conformance")

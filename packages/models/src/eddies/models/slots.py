@@ -1,0 +1,55 @@
+"""Building a model's slots: a spec that refuses the shapes a model builds it with is a
+:class:`~eddies.core.errors.RecipeError` at ``model.<slot>``, and the optional ``encoder`` slot
+shared by ``conditional_flow`` and ``sequence_flow``.
+
+Example (an ``mlp`` encoder of a 2-vector condition, asked for 4 features)::
+
+    >>> import eddies.conditioners
+    >>> from eddies.core.spec import validate_spec
+    >>> mlp = validate_spec({"type": "mlp", "hidden": [8]}, "conditioners")
+    >>> build_encoder("conditional_flow", mlp, [4], "x", (2,)).output_shape()
+    (4,)
+    >>> build_encoder("conditional_flow", None, [4], "x", (2,))
+    Traceback (most recent call last):
+    ...
+    eddies.core.errors.RecipeError: model.encoder_shape: conditional_flow: encoder_shape is set but there is no encoder
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eddies.core.errors import RecipeError, ShapeError
+from eddies.core.spec import Spec
+
+
+def build_slot(kind: str, slot: str, spec: Spec, how: str, **shapes: Any) -> Any:
+    """``spec.build(**shapes)``; a ``ShapeError`` becomes a ``RecipeError`` at ``model.<slot>``
+    saying how ``kind`` builds it (``how``, e.g. ``"shape=(3,) and context_shape=None"``)."""
+    try:
+        return spec.build(**shapes)
+    except ShapeError as err:
+        raise RecipeError(f"{kind} builds its {slot} with {how}; {spec.name!r} refused: {err}",
+                          f"model.{slot}") from None
+
+
+def build_encoder(kind: str, encoder: Spec | None, encoder_shape: list[int] | None,
+                  condition_name: str | None, condition: tuple[int, ...] | None) -> Any:
+    """The ``encoder`` slot: ``None`` without an encoder, else the conditioner built with
+    ``in_shape`` = the condition's shape and ``out_shape = encoder_shape``, stating one tensor shape."""
+    if encoder is None:
+        if encoder_shape is not None:
+            raise RecipeError(f"{kind}: encoder_shape is set but there is no encoder", "model.encoder_shape")
+        return None
+    if condition is None:
+        raise RecipeError(f"{kind}: an encoder is given, but the data has no condition to encode",
+                          "model.encoder")
+    in_shape, out_shape = tuple(condition), None if encoder_shape is None else tuple(encoder_shape)
+    net = build_slot(kind, "encoder", encoder, f"in_shape={in_shape} (the condition {condition_name!r}) and "
+                     f"out_shape={out_shape} (encoder_shape)", in_shape=in_shape, out_shape=out_shape)
+    if not isinstance(net.output_shape(), tuple):
+        raise RecipeError(
+            f"{encoder.name!r} states output {net.output_shape()!r}; {kind}'s encoder must "
+            "give one tensor shape", "model.encoder",
+        )
+    return net
