@@ -11,7 +11,9 @@ options (no dot in the key):
     num_cpus=N           CPUs of the local Ray instance (default: all of this machine)
     verbose=0|1          1 also shows Ray's progress table and the trials' output
 dotted keys override the recipe (train.epochs=3); keys under sweep. override the sweep file
-(sweep.num_samples=8, sweep.scheduler.max_t=5, sweep.space.train.optimizer.lr={type: choice, values: [0.01]}).
+(sweep.num_samples=8, sweep.scheduler.max_t=5, sweep.space.train.optimizer.lr={type: choice, values: [0.01]},
+sweep.fixed.train.epochs=3: after sweep.space. or sweep.fixed. the rest is one recipe key).
+A mistake an override caused is reported as coming from that command-line word.
 
 While the trials run, prints a status line per ASHA rung (FIFO: per evaluation) and per ended
 trial: elapsed time, trial, its values, the metric, its status, trials ended and the ETA (an upper
@@ -50,8 +52,8 @@ def main(argv: list[str]) -> int:
         recipe_words = [w for w in overrides if not w.startswith("sweep.")]
 
         tree, source = recipe_tree(options["recipe"], recipe_words)
-        validate_recipe(tree, source)
-        sweep = load_sweep(options["sweep"], sweep_words)
+        validate_recipe(tree, source, recipe_words)  # an override's mistake names the override
+        sweep = load_sweep(options["sweep"], sweep_words, prefix="sweep.")
         run_dir = Path(options.get("run_dir") or Path("runs") / "sweeps" / f"{tree['name']}-{sweep.name}")
         report = run_sweep(
             tree, sweep, run_dir, source=source, address=options.get("address") or None,

@@ -1,12 +1,16 @@
 """Speed of the conditioners: LMConv against a plain convolution, and MotionFlow's conditioner.
 
+References: Jain, Abbeel & Pathak, "Locally Masked Convolution for Autoregressive Models", UAI
+2020, arXiv:2006.12486; Zand, Etemad & Greenspan, "Flow-based Spatio-Temporal Structured
+Prediction of Motion Dynamics", IEEE TPAMI 2023, arXiv:2104.04391 (motionflow.txt).
+
 Times forward+backward of ``lmconv`` and of ``torch.nn.Conv2d`` of the same shape (default: 64
 channels, 32x32, batch 32, kernel 3) for every ordering and backend, interleaving the runs so
 that load on a shared machine affects both alike, and prints medians and the ratio (target:
 at most 3x). Then times ``motionflow_conditioner`` on MotionFlow's CMU mocap shapes (x is a
 3 x 25 x 24 image: coordinates x frames x joints; batch 32, motionflow.txt sec. 5.1)::
 
-    python benchmarks/conditioners.py [--repeats 7] [--threads N]
+    .venv/bin/python benchmarks/conditioners.py [--repeats 7] [--threads N]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Training throughput through the Trainer against a bare PyTorch loop on the same batches.
 
-    python benchmarks/engine_overhead.py [recipe=tests/recipes/tiny_frmdn.yaml] [steps=30 (even)] [threads=2]
+    .venv/bin/python benchmarks/engine_overhead.py [recipe=tests/recipes/tiny_frmdn.yaml] [steps=30 (even)] [threads=2]
         [data_dir=PATH] [dotted.key=value ...]
 
 Both loops run the recipe's model, optimizer and batch size for ``steps`` optimizer steps after

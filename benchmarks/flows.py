@@ -9,7 +9,7 @@ Times forward + backward of the negative log-likelihood (standard normal base) f
   scale and shift, exp scale), each followed by a swap of the halves, batch 256;
 
 built once with eddies and once with normflows (the peer library, installed only for this
-benchmark: ``.venv/bin/pip install --no-deps normflows``; skipped with a message if missing).
+benchmark: ``.venv/bin/python -m pip install --no-deps normflows``; skipped with a message if missing).
 Differences that remain: normflows' Glow scores each factored-out half by a learned diagonal
 Gaussian, eddies' ``split`` by a Gaussian whose mean and scale a zero conv3x3 computes from the
 kept half (as in Glow), which costs eddies one more small convolution per level.
@@ -136,7 +136,7 @@ def main() -> None:
     except ImportError:
         nf = None
         print("normflows is not installed: peer column skipped "
-              "(install it for the benchmark only: .venv/bin/pip install --no-deps normflows)")
+              "(install it for the benchmark only: .venv/bin/python -m pip install --no-deps normflows)")
     else:
         print(f"peer library: normflows {getattr(nf, '__version__', '?')}")
     cases = [

@@ -1,5 +1,8 @@
 """Diagnostic: what a sign error in the flow's log-determinant does to FRMDN's reported NLL.
 
+Reference: Razavi, Hosseini & Behzad, "FRMDN: Flow-based Recurrent Mixture Density Network", 2020,
+arXiv:2008.02144 (frmdn.txt).
+
 frmdn.txt eq. 11 writes the change of variables with ``|det ∂f_n^{-1}(z_{n-1}) / ∂z_{n-1}|``
 evaluated at the data-side point; read literally, that adds the *inverse* map's log-determinant,
 i.e. ``log p(z) - log|det ∂f/∂y|`` instead of ``log p(z) + log|det ∂f/∂y|``. This script trains
@@ -7,7 +10,7 @@ the same FRMDN twice on the same data order and noise, once with the correct obj
 with that flipped sign, and scores both models on the test split with the objective each was
 trained on ("reported") and with the correct density ("true")::
 
-    python benchmarks/frmdn_logdet_sign.py steps=400 model.prior.rank=0
+    .venv/bin/python benchmarks/frmdn_logdet_sign.py steps=400 model.prior.rank=0
 
 Options: ``recipe`` (frmdn_mnist), ``steps`` (400), ``test_images`` (10000). Dotted keys
 override the recipe. The flipped objective is not a density: with the s-nets' Tanh bounding

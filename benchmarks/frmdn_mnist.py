@@ -1,8 +1,8 @@
 """Speed of the default FRMDN recipe on MNIST rows: training and evaluation images/s, and the
 wall-clock time to reach a validation NLL.
 
-    python benchmarks/frmdn_mnist.py                                  # defaults below
-    python benchmarks/frmdn_mnist.py target=2000 budget=600 model.prior.rank=0
+    .venv/bin/python benchmarks/frmdn_mnist.py                                  # defaults below
+    .venv/bin/python benchmarks/frmdn_mnist.py target=2000 budget=600 model.prior.rank=0
 
 Options (``key=value``): ``recipe`` (frmdn_mnist), ``steps`` (timed training steps, 20),
 ``warmup`` (untimed steps first, 3), ``eval_images`` (validation images scored for the evaluation

@@ -1,12 +1,15 @@
 """Table 3 of frmdn.txt on MNIST: test NLL (logit space, nats) and bits/dim of RMDN and FRMDN.
 
+Reference: Razavi, Hosseini & Behzad, "FRMDN: Flow-based Recurrent Mixture Density Network", 2020,
+arXiv:2008.02144 (frmdn.txt).
+
 Trains ``rmdn_mnist`` and ``frmdn_mnist`` with ``model.prior.rank`` = each of ``ranks`` through
 ``apps/train.py`` (each run on a fixed budget of ``steps`` optimizer steps of the recipe's batch
 of 256, evaluated on the validation split at the end), then scores each run's best checkpoint on
 the test split with ``apps/evaluate.py``, and prints the configuration, a Markdown table next to
 the paper's numbers, and writes both to ``out``/table.json and table.md.
 
-    python benchmarks/frmdn_table.py steps=300 jobs=2 threads=1     # the table in docs/frmdn-mnist.md
+    .venv/bin/python benchmarks/frmdn_table.py steps=300 jobs=2 threads=1     # the table in docs/frmdn-mnist.md
 
 ``jobs`` runs train in parallel (each with ``threads`` torch threads), rank by rank (``ranks``,
 default 0,1,2,3, in the order given); every ``key=value`` with a dot is passed on to every

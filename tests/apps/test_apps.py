@@ -60,7 +60,8 @@ class MissingTask(SyntheticRegression):
 @pytest.mark.parametrize("argv, message", [
     (["recipe=no_such_recipe"], r"^error: recipe: unknown recipe 'no_such_recipe'"),
     ([f"recipe={TINY}", "train.epoch=2"], r"^error: train.epoch: unknown key 'epoch'. Did you mean 'epochs'\?"),
-    ([f"recipe={TINY}", "train.epochs=zero"], r"^error: train.epochs: Input should be a valid integer"),
+    ([f"recipe={TINY}", "train.epochs=zero"], r"^error: train.epochs: Input should be a valid integer, unable to "
+     r"parse string as an integer \(from the command-line override train.epochs=zero\)\n$"),
     ([f"recipe={TINY}", "resum=auto"], r"^error: unknown option 'resum'. Did you mean 'resume'\?"),
     (["train.epochs=1"], r"^error: recipe=NAME\|PATH is required"),
     ([f"recipe={TINY}", "model.type=gaussian_regresion"],
@@ -71,6 +72,15 @@ def test_train_errors_are_one_clear_line(argv, message, monkeypatch, capsys, tmp
     assert code == 2
     assert re.search(message, err), err
     assert "Traceback" not in err
+
+
+def test_a_mistake_in_the_recipe_file_names_the_file_not_the_command_line(monkeypatch, capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY.read_text().replace("epochs: 2", "epochs: zero"))
+    code, _, err = run_app(train_main, [f"recipe={bad}", "train.batch_size=8", f"run_dir={tmp_path / 'run'}"],
+                           monkeypatch, capsys)
+    assert code == 2
+    assert err == f"error: train.epochs: Input should be a valid integer, unable to parse string as an integer (in {bad})\n"
 
 
 def test_missing_data_is_a_clear_error(monkeypatch, capsys, tmp_path):

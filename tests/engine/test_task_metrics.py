@@ -236,3 +236,17 @@ def test_set_progress_before_every_step_and_evaluation_and_after_resume(tmp_path
     assert resumed.model.calls == [(6, total)] and resumed.model.progress == 0.5
     resumed.fit()
     assert resumed.model.calls == [(6, total)] + expected[7:]
+
+
+def test_a_task_metric_gets_its_own_panel_in_the_curves(tmp_path, monkeypatch):
+    from eddies.engine import metrics
+
+    _run(_recipe({"epochs": 1, "eval_every": 2, "monitor": {"metric": "val_score"}}), tmp_path)
+    drawn = []
+    close = metrics.plt.close
+    monkeypatch.setattr(metrics.plt, "close", lambda fig: (drawn.append(fig), close(fig)))
+    assert metrics.plot_curves(tmp_path).read_bytes()[:4] == b"\x89PNG"
+    panels = {ax.get_title(): ax for ax in drawn[0].axes}
+    assert {"val_nll", "val_score"} <= set(panels)
+    xs, ys = panels["val_score"].lines[0].get_data()
+    assert list(xs) == [2, 4, 6] and list(ys) == [SCORES[2], SCORES[4], SCORES[6]]

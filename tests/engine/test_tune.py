@@ -41,7 +41,7 @@ LR = {"type": "loguniform", "low": 1e-4, "high": 1e-1}
 
 
 def sweep_tree(**changes):
-    return {"name": "t", "space": {"train.optimizer.lr": dict(LR)}, **changes}
+    return {"name": "t", "metric": "val_nll", "mode": "min", "space": {"train.optimizer.lr": dict(LR)}, **changes}
 
 
 # ------------------------------------------------------------------------------------------
@@ -130,7 +130,8 @@ def test_sweep_file_overrides_keep_the_space_key_whole(tmp_path):
     assert sweep.name == "t"
     with pytest.raises(RecipeError) as info:
         load_sweep(tmp_path / "s.yaml", ["scheduler.max_t=0", "scheduler.type=asha"])
-    assert info.value.path == "scheduler.max_t" and str(tmp_path / "s.yaml") in str(info.value)
+    assert info.value.path == "scheduler.max_t" and info.value.source == str(tmp_path / "s.yaml")
+    assert str(info.value).endswith("(from the command-line override scheduler.max_t=0)")  # not the file's mistake
 
 
 def test_unknown_sweep_names_are_close_matched(monkeypatch):
@@ -299,7 +300,7 @@ def test_progress_prints_rungs_ends_and_the_eta(tmp_path):
 
     from eddies.engine.tune_progress import SweepProgress
 
-    sweep = validate_sweep({"name": "demo", "space": {"train.optimizer.lr": {"type": "grid", "values": [0.1, 0.01]}},
+    sweep = validate_sweep({"name": "demo", "metric": "val_nll", "mode": "min", "space": {"train.optimizer.lr": {"type": "grid", "values": [0.1, 0.01]}},
                             "scheduler": {"type": "asha", "max_t": 4, "grace_period": 1, "reduction_factor": 2}})
     lines, clock = [], Clock()
     progress = SweepProgress(sweep, epochs=4, experiment=tmp_path, write=lines.append, clock=clock)

@@ -45,6 +45,10 @@ def test_dependencies_by_component_name_are_declared():
     # flows build their default networks (mlp, cnn, cglow_vector) from the conditioners registry;
     # models build standard_normal, lstm and the recipe's flows
     assert "eddies-conditioners" in requirements("flows")
+    # euler_state and residual_latent take conditioner specs; their registered examples name mlp
+    assert "eddies-conditioners" in requirements("priors")
+    # synthetic_regression's scatter plot and the image grids of mnist_rows / weizmann_horse
+    assert {"matplotlib", "pillow"} <= requirements("tasks")
     assert {"eddies-core", "eddies-flows", "eddies-conditioners", "eddies-priors"} <= requirements("models")
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert any(dep.startswith("eddies-models") for dep in meta)

@@ -106,3 +106,13 @@ def test_splits_and_sources_are_checked(tmp_path, source):
         source_path("demo", str(tmp_path / "nowhere"), source, "get it here")
     with pytest.raises(DataError, match="demo: no raw source found .*; get it here"):
         source_path("demo", None, None, "get it here")
+
+
+def test_the_in_memory_task_uses_the_same_split_names():
+    from eddies.tasks.synthetic import SyntheticRegression
+
+    task = SyntheticRegression(8, 4, 4, 3, 2, 0.1, 0)
+    task.prepare()
+    assert [len(task.dataset(s)) for s in SPLITS] == [8, 4, 4]
+    with pytest.raises(DataError, match="synthetic_regression: unknown split 'val'; splits are train, validation, test"):
+        task.dataset("val")

@@ -1,9 +1,9 @@
 """Generation orderings of an H x W grid, for locally masked convolutions (LMConv).
 
 An ordering is a rank map: ``rank[h, w]`` is the step at which position ``(h, w)`` is generated
-(0 first). LMConv (Jain, Abbeel & Pathak, UAI 2020, arXiv:2006.12486; motionflow.txt sections
-3.2 and 4.3, figure 1) lets every
-output position see only inputs earlier in the ordering. Four curves, each in its eight
+(0 first). LMConv (Jain, Abbeel & Pathak, UAI 2020, arXiv:2006.12486; used by MotionFlow: Zand,
+Etemad & Greenspan, IEEE TPAMI 2023, arXiv:2104.04391, motionflow.txt sections 3.2 and 4.3,
+figure 1) lets every output position see only inputs earlier in the ordering. Four curves, each in its eight
 variants of the square's symmetry group (``transpose`` first, then ``flip_rows`` and
 ``flip_cols``):
 

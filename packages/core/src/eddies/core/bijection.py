@@ -1,24 +1,4 @@
-"""The bijection contract every invertible layer implements.
-
-Direction (as in nflows, zuko and FrEIA): ``forward`` maps data ``x`` to latent ``z`` (the
-normalizing direction) and returns ``(z, logdet)`` with ``logdet = log|det ∂z/∂x|`` of shape
-``(batch,)``; ``inverse`` maps ``z`` back to ``x`` and returns ``(x, log|det ∂x/∂z|)``, which is
-minus the forward log-determinant at the corresponding point. So a flow's log-likelihood is
-``log p(x) = log p_Z(z) + logdet`` with ``(z, logdet) = flow(x)``.
-
-No state is carried between calls. Data-dependent initialisation (ActNorm) lives in buffers, so
-it survives ``state_dict`` round trips. Shapes are *event* shapes (without the batch axis) and
-are fixed when the layer is built: ``shape`` is the input's, :attr:`out_shape` the output's
-(different only for reshaping layers such as squeeze), ``context_shape`` that of the context
-(``None`` for an unconditional layer). A tensor of another shape raises :class:`ShapeError`
-naming the layer, the expected and the given shape.
-
-Context routing: every layer is built with its parent's ``context_shape`` and states its own.
-An unconditional layer states ``None`` whatever it was built with, and a context given to it at
-run time is a :class:`ShapeError` (:meth:`Bijection.check_context`), never ignored. A composite
-passes the context only to its conditional children, and states ``None`` when it has none, so a
-model can tell that nothing in its flow uses the condition.
-"""
+"""The bijection contract every invertible layer implements (written in :class:`Bijection`)."""
 
 from __future__ import annotations
 
@@ -29,7 +9,27 @@ from eddies.core.shapes import check_context
 
 
 class Bijection(nn.Module):
-    """Base class of invertible layers; subclasses implement ``forward`` and ``inverse``."""
+    """Base class of invertible layers; subclasses implement ``forward`` and ``inverse``.
+
+    Direction (as in nflows, zuko and FrEIA): ``forward`` maps data ``x`` to latent ``z`` (the
+    normalizing direction) and returns ``(z, logdet)`` with ``logdet = log|det ∂z/∂x|`` of shape
+    ``(batch,)``; ``inverse`` maps ``z`` back to ``x`` and returns ``(x, log|det ∂x/∂z|)``, which is
+    minus the forward log-determinant at the corresponding point. So a flow's log-likelihood is
+    ``log p(x) = log p_Z(z) + logdet`` with ``(z, logdet) = flow(x)``.
+
+    No state is carried between calls. Data-dependent initialisation (ActNorm) lives in buffers, so
+    it survives ``state_dict`` round trips. Shapes are *event* shapes (without the batch axis) and
+    are fixed when the layer is built: ``shape`` is the input's, :attr:`out_shape` the output's
+    (different only for reshaping layers such as squeeze), ``context_shape`` that of the context
+    (``None`` for an unconditional layer). A tensor of another shape raises :class:`ShapeError`
+    naming the layer, the expected and the given shape.
+
+    Context routing: every layer is built with its parent's ``context_shape`` and states its own.
+    An unconditional layer states ``None`` whatever it was built with, and a context given to it at
+    run time is a :class:`ShapeError` (:meth:`Bijection.check_context`), never ignored. A composite
+    passes the context only to its conditional children, and states ``None`` when it has none, so a
+    model can tell that nothing in its flow uses the condition.
+    """
 
     def __init__(self, shape: tuple[int, ...], context_shape: tuple[int, ...] | None = None):
         super().__init__()

@@ -1,37 +1,5 @@
-"""The model contract: what the engine and the tasks call on every model kind.
-
-A model is built from its recipe spec with runtime argument ``data`` (the task's
-:class:`~eddies.core.task.DataSpec`). Training calls :meth:`Model.loss` on a batch (a dict of
-tensors) and minimises ``out["loss"]``; the other scalar entries are logged (a likelihood model
-reports ``nll``; the trainer calls the validation loss ``val_nll`` only then). Density models
-implement :meth:`log_prob` (per-sample, shape (batch,)).
-
-Generation uses the same argument names in every kind (the model kinds live in eddies-models):
-
-- ``batch``: the condition ``batch[data.condition]`` gives the number of rows ``B``, one draw
-  per row. Unconditional data (``data.condition is None``) has ``B`` = the leading size of
-  ``batch[data.target]`` when the batch holds the target (only its size is read, unless
-  ``prefix`` asks for its first steps), and ``B = 1`` for an empty batch: ``sample({},
-  samples=64)`` draws 64 unconditional samples of shape ``(64, 1, *target)``
-  (:meth:`Model.rows`);
-- ``samples``: the number of draws. ``sample``: ``None`` gives one draw per row, shape
-  ``(B, *target)``; an integer ``N >= 1`` gives ``(N, B, *target)``, draw ``n`` of row ``b`` at
-  ``[n, b]``. ``predict``: how many draws its point estimate averages (``None``: the model's
-  default, usually a config field);
-- ``temperature``: the prior's spread (standard deviation factor; 0: the mode). ``predict``'s
-  ``None`` means the model's default;
-- ``prefix``: the number of leading target steps taken from ``batch[data.target]`` and
-  continued (sequence kinds; the output starts with those steps);
-- ``horizon``: the number of steps generated after the prefix (sequence kinds; default: the
-  rest of the target's ``T``, so the time axis has ``prefix + horizon`` steps).
-
-A kind that has no time axis refuses ``prefix`` and ``horizon`` with a ``ValueError`` naming
-itself (:meth:`Model.refuse_sequence_options`) instead of ignoring them.
-
-The trainer tells the model how far training has gone through :meth:`Model.set_progress`
-(called before every optimizer step, and after a resume), for schedules such as MotionRNN's
-scheduled sampling; :attr:`Model.progress` is then ``step / total_steps`` in ``[0, 1]``.
-"""
+"""The model contract, written in :class:`Model`: what the engine and the tasks call on every
+model kind."""
 
 from __future__ import annotations
 
@@ -42,7 +10,51 @@ from eddies.core.task import DataSpec
 
 
 class Model(nn.Module):
-    """Base class of model kinds; ``kind`` is the registered name used in error messages."""
+    """Base class of model kinds; ``kind`` is the registered name used in error messages.
+
+    A model is built from its recipe spec with runtime argument ``data`` (the task's
+    :class:`~eddies.core.task.DataSpec`). Training calls :meth:`Model.loss` on a batch (a dict of
+    tensors) and minimises ``out["loss"]``; the other scalar entries are logged (a likelihood model
+    reports ``nll``; the trainer calls the validation loss ``val_nll`` only then). Density models
+    implement :meth:`log_prob` (per-sample, shape (batch,)).
+
+    Generation uses the same argument names in every kind (the model kinds live in eddies-models):
+
+    - ``batch``: the condition ``batch[data.condition]`` gives the number of rows ``B``, one draw
+      per row. Unconditional data (``data.condition is None``) has ``B`` = the leading size of
+      ``batch[data.target]`` when the batch holds the target (only its size is read, unless
+      ``prefix`` asks for its first steps), and ``B = 1`` for an empty batch: ``sample({},
+      samples=64)`` draws 64 unconditional samples of shape ``(64, 1, *target)``
+      (:meth:`Model.rows`);
+    - ``samples``: the number of draws. ``sample``: ``None`` gives one draw per row, shape
+      ``(B, *target)``; an integer ``N >= 1`` gives ``(N, B, *target)``, draw ``n`` of row ``b`` at
+      ``[n, b]``. ``predict``: how many draws its point estimate averages (``None``: the model's
+      default, usually a config field);
+    - ``temperature``: the prior's spread (standard deviation factor; 0: the mode). ``predict``'s
+      ``None`` means the model's default;
+    - ``prefix``: the number of leading target steps taken from ``batch[data.target]`` and
+      continued (sequence kinds; the output starts with those steps);
+    - ``horizon``: the number of steps generated after the prefix (sequence kinds; default: the
+      rest of the target's ``T``, so the time axis has ``prefix + horizon`` steps).
+
+    A kind that has no time axis refuses ``prefix`` and ``horizon`` with a ``ValueError`` naming
+    itself (:meth:`Model.refuse_sequence_options`) instead of ignoring them.
+
+    The trainer tells the model how far training has gone through :meth:`Model.set_progress`
+    (called before every optimizer step, before every evaluation and after a resume), for
+    schedules such as MotionRNN's scheduled sampling; :attr:`Model.progress` is then
+    ``step / total_steps`` in ``[0, 1]``.
+
+    A kind with a condition may declare an ``encoder`` slot (a ``conditioners`` spec built with
+    ``in_shape`` = the condition's event shape): it runs once per condition and call, and its one
+    output ``h`` is the context of every conditional layer (and of the prior when the prior is
+    conditioned), so ``predict`` encodes once and then draws its samples.
+
+    No silent loss of conditioning: a kind whose data has a condition that reaches no
+    conditional layer and no prior raises a :class:`~eddies.core.errors.RecipeError` at build
+    time naming the model key (``model.flow: conditional_flow: the condition 'x' reaches no
+    layer ...``); an unconditional layer or prior given a context raises ``ShapeError``.
+    """
 
     kind = "model"
 
@@ -73,19 +85,19 @@ class Model(nn.Module):
         prefix: int | None = None, horizon: int | None = None,
     ) -> Tensor:
         """Draws from the model given ``batch``'s condition: ``(B, *target)``, or
-        ``(samples, B, *target)``; see the module docstring."""
+        ``(samples, B, *target)``; see the class docstring."""
         raise NotImplementedError
 
     def predict(
         self, batch: dict[str, Tensor], samples: int | None = None, temperature: float | None = None,
         prefix: int | None = None, horizon: int | None = None,
     ) -> Tensor:
-        """A point prediction ``(B, *target)``; see the module docstring."""
+        """A point prediction ``(B, *target)``; see the class docstring."""
         raise NotImplementedError
 
     # helpers for kinds ---------------------------------------------------------------------
     def rows(self, batch: dict[str, Tensor]) -> int:
-        """``B``, the number of rows a generation call draws for (see the module docstring)."""
+        """``B``, the number of rows a generation call draws for (see the class docstring)."""
         name = self.data.condition
         if name is not None:
             if name not in batch:

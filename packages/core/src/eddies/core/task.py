@@ -1,12 +1,5 @@
-"""The task contract: data preparation, batch layout, metrics and the prediction procedure.
-
-A task is built from its recipe spec with runtime argument ``data_dir`` (the cache root,
-``$EDDIES_DATA`` or ``~/.cache/eddies``). It converts its raw source once into a ``datasets``
-Arrow cache (:meth:`Task.prepare`), serves splits as map-style torch datasets of dicts of
-tensors (:meth:`Task.dataset`), states the tensors a batch holds (:meth:`Task.data_spec`, read by
-models at build time), and turns a model into metrics (:meth:`Task.evaluate`) and pictures
-(:meth:`Task.save_samples`).
-"""
+"""The task contract, written in :class:`Task`: data preparation, batch layout, metrics and the
+prediction procedure."""
 
 from __future__ import annotations
 
@@ -46,7 +39,30 @@ class DataSpec:
 
 
 class Task:
-    """Base class of tasks (runtime argument ``data_dir``)."""
+    """Base class of tasks (runtime argument ``data_dir``).
+
+    A task is built from its recipe spec with runtime argument ``data_dir`` (the cache root,
+    ``$EDDIES_DATA`` or ``~/.cache/eddies``). It converts its raw source once into a ``datasets``
+    Arrow cache (:meth:`Task.prepare`, idempotent; :mod:`eddies.tasks.cache` holds the shared
+    rules), serves splits as map-style torch datasets (:meth:`Task.dataset`), states the tensors
+    a batch holds (:meth:`Task.data_spec`, read by models at build time), and turns a model into
+    metrics (:meth:`Task.evaluate`) and pictures (:meth:`Task.save_samples`).
+
+    Shape rules: item ``i`` of ``dataset(split)`` is a dict name -> tensor whose keys are those
+    of ``data_spec().shapes`` and whose shapes are those event shapes (no batch axis; the loader
+    stacks them into ``(batch, *shape)``); ``data_spec().target`` names what models predict
+    (for sequences ``(T, *step_shape)``) and ``data_spec().condition`` the conditioning input
+    (``None``: unconditional). The splits are ``train``, ``validation`` and ``test``; another name
+    is a :class:`~eddies.core.errors.DataError` listing them.
+
+    Metric rules: :meth:`metric_directions` declares each metric ``evaluate`` returns with its
+    direction, ``"min"`` (lower is better, e.g. an NLL or bits per dimension) or ``"max"`` (e.g.
+    IoU); ``evaluate`` returns plain floats (JSON-ready), a value for every declared name. The
+    trainer logs them on the validation split as ``val_<name>`` every ``train.task_eval_every``
+    evaluations and at the last one; ``train.monitor`` (best checkpoint, early stopping; its mode
+    defaults to the declared direction) and sweeps (``metric: val_iou``, ``mode: max``) can select
+    any of them.
+    """
 
     def __init__(self, data_dir: Path | str | None = None):
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()

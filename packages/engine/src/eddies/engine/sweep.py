@@ -50,12 +50,20 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from eddies.core.errors import Problem, RecipeError, did_you_mean
 from eddies.core.recipe import (
@@ -168,8 +176,11 @@ class Sweep(_Strict):
 
     name: str | None = None
     description: str = ""
-    metric: str = "val_nll"
-    mode: Literal["min", "max"] = "min"
+    metric: str | None = Field(
+        None, description="reported metric to optimise (default: the recipe's train.monitor or "
+        "train.early_stopping metric; see objective())")
+    mode: Literal["min", "max"] | None = Field(
+        None, description="default: the recipe's monitor mode, else the task's declared direction, else min")
     space: dict[str, Distribution] = Field(..., min_length=1)
     fixed: dict[str, Any] = Field(default_factory=dict, description="recipe keys set for every trial")
     num_samples: int = Field(1, ge=1)
@@ -179,6 +190,8 @@ class Sweep(_Strict):
     storage: str | None = Field(None, description="absolute path of Ray's results (default: <run dir>/ray)")
     seed: int | None = Field(0, description="seed of the random search (None: not reproducible)")
     max_failures: int = Field(0, ge=0, description="retries of a failed trial, from its last checkpoint")
+    # error path (space[KEY], fixed[KEY], ...) -> the command-line override that set it (load_sweep)
+    _set_by: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @field_validator("storage")
     @classmethod
@@ -196,13 +209,49 @@ def sweeps_dir() -> Path:
     return recipes_dir() / "sweeps"
 
 
-def validate_sweep(tree: Mapping[str, Any], source: str | None = None) -> Sweep:
-    """Validate a sweep mapping; one :class:`RecipeError` naming the key on failure."""
+def validate_sweep(tree: Mapping[str, Any], source: str | None = None, overrides: Sequence[str] = (),
+                   prefix: str = "") -> Sweep:
+    """Validate a sweep mapping; one :class:`RecipeError` naming the key on failure.
+
+    ``overrides`` are the ``key=value`` words already applied to ``tree`` (:func:`load_sweep`):
+    a problem at or below a key one of them set is reported as coming from that command-line
+    override (written ``prefix + word``, as it was typed), not from ``source``.
+    """
     try:
         return Sweep.model_validate(dict(tree))
     except ValidationError as err:
-        (path, message), *rest = [(_sweep_path(e["loc"]), _sweep_message(e)) for e in err.errors()]
-        raise RecipeError(message, path, source, further=[Problem(p, m) for p, m in rest]) from None
+        problems = [(_sweep_path(e["loc"]), _sweep_message(e)) for e in err.errors()]
+    set_by = _set_by(overrides, prefix)
+
+    def origin(path: str) -> str | None:
+        if word := _word_setting(set_by, path):
+            return override_origin(word)
+        below = [set_by[k] for k in set_by if not path or k.startswith((path + ".", path + "["))]
+        if below:  # a check of a whole section that an override changed part of
+            return " and ".join([*map(override_origin, below), *([source] if source else [])])
+        return None
+
+    (path, message), *rest = problems
+    raise RecipeError(message, path, source, origin(path), [Problem(p, m, origin(p)) for p, m in rest]) from None
+
+
+def _set_by(overrides: Sequence[str], prefix: str = "") -> dict[str, str]:
+    """Error path of the key each sweep override sets -> the word as typed (``prefix + word``).
+
+    ``space.train.lr=...`` sets ``space[train.lr]``; a later word for the same key wins.
+    """
+    found = {}
+    for word in overrides:
+        key = word.partition("=")[0].strip()
+        head, _, rest = key.partition(".")
+        found[f"{head}[{rest}]" if head in ("space", "fixed") and rest else key] = prefix + word
+    return found
+
+
+def _word_setting(set_by: Mapping[str, str], path: str) -> str | None:
+    """The override word of :func:`_set_by` that set ``path`` or a key above it, if one did."""
+    above = [k for k in set_by if path == k or path.startswith((k + ".", k + "["))]
+    return set_by[max(above, key=len)] if above else None
 
 
 _TAGGED: dict[str, type[BaseModel]] = {
@@ -231,12 +280,16 @@ def _sweep_message(error: dict[str, Any]) -> str:
     return str(error["msg"]).removeprefix("Value error, ")
 
 
-def load_sweep(name: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()) -> Sweep:
+def load_sweep(
+    name: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = (), prefix: str = "",
+) -> Sweep:
     """Find ``recipes/sweeps/NAME.yaml`` (or a path), apply ``key=value`` overrides, validate.
 
     Overrides address the sweep file's keys (``num_samples=8``, ``scheduler.max_t=5``); after
-    ``space.`` the rest is one recipe key: ``space.train.optimizer.lr={type: choice, values: [0.1]}``.
-    The sweep's ``name`` defaults to the file's stem.
+    ``space.`` or ``fixed.`` the rest is one recipe key:
+    ``space.train.optimizer.lr={type: choice, values: [0.1]}``, ``fixed.train.epochs=3``.
+    The sweep's ``name`` defaults to the file's stem. An error an override caused names it,
+    written ``prefix + word`` (``apps/tune.py`` passes ``"sweep."``, as the words were typed).
     """
     try:
         path = find_recipe(name, sweeps_dir())
@@ -249,10 +302,18 @@ def load_sweep(name: str | os.PathLike[str], overrides: list[str] | tuple[str, .
         try:
             key, value = parse_override(word)
             head, _, rest = key.partition(".")
-            set_dotted(tree, [head, rest] if head == "space" and rest else key.split("."), value)
+            set_dotted(tree, [head, rest] if head in ("space", "fixed") and rest else key.split("."), value)
         except RecipeError as err:
-            raise RecipeError(err.message, err.path, str(path), override_origin(word)) from None
-    return validate_sweep(tree, str(path))
+            raise RecipeError(err.message, err.path, str(path), override_origin(prefix + word)) from None
+    sweep = validate_sweep(tree, str(path), overrides, prefix)
+    sweep._set_by = _set_by(overrides, prefix)
+    return sweep
+
+
+def _set_by_override(sweep: Sweep, path: str) -> str | None:
+    """``the command-line override ...`` that set the sweep's ``path`` (``space[KEY]``), if one did."""
+    word = _word_setting(sweep._set_by, path)
+    return override_origin(word) if word else None
 
 
 # ------------------------------------------------------------------------------------------
@@ -286,8 +347,41 @@ def with_fixed(tree: Mapping[str, Any], sweep: Sweep, source: str | None = None)
             out = apply_overrides(out, [word], source, SWEEP_VALUE)
             validate_recipe(out, source, [word], SWEEP_VALUE)
         except RecipeError as err:
-            raise RecipeError(f"value {value!r} does not fit the recipe: {err}", f"fixed[{key}]", sweep.name) from None
+            raise RecipeError(f"value {value!r} does not fit the recipe: {err}", f"fixed[{key}]", sweep.name,
+                              _set_by_override(sweep, f"fixed[{key}]")) from None
     return out
+
+
+def objective(tree: Mapping[str, Any], sweep: Sweep, source: str | None = None) -> Sweep:
+    """``sweep`` with its ``metric`` and ``mode`` settled against the recipe ``tree``.
+
+    A sweep that names no metric optimises the recipe's monitored one (``train.monitor.metric``,
+    else ``train.early_stopping.metric``); with neither it is an error, since the trainer's own
+    default (``val_nll`` for a likelihood model, else ``val_loss``) is known only once the model
+    runs. The mode is the sweep's, else the recipe's, else the task's declared direction of a
+    task metric (:meth:`eddies.core.task.Task.metric_directions`), else ``min``. A task metric
+    must be reported at every evaluation (Ray requires the metric in every report), so the recipe
+    must keep ``train.task_eval_every: 1``.
+    """
+    recipe = apply_config(tree, {}, source)
+    train = recipe.train
+    chosen = [rule for rule in (train.monitor, train.early_stopping) if rule is not None]
+    metric = sweep.metric or next((rule.metric for rule in chosen if rule.metric), None)
+    if metric is None:
+        raise RecipeError(
+            "the sweep names no metric and the recipe sets neither train.monitor.metric nor "
+            "train.early_stopping.metric; name the one to optimise (val_nll for a likelihood model, "
+            "val_loss otherwise, or val_<task metric>)", "metric", sweep.name)
+    directions = recipe.task.build(data_dir=None).metric_directions()
+    task_metric = metric.removeprefix("val_") if metric.startswith("val_") else None
+    mode = sweep.mode or next((rule.mode for rule in chosen if rule.mode and rule.metric in (None, metric)), None)
+    mode = mode or directions.get(task_metric) or "min"
+    if task_metric in directions and train.task_eval_every != 1:
+        raise RecipeError(
+            f"{metric} is a task metric, computed every {train.task_eval_every} evaluations, but Ray "
+            "needs the sweep's metric in every report: set train.task_eval_every=1 (in the recipe or "
+            "the sweep's fixed keys)", "metric", sweep.name)
+    return sweep.model_copy(update={"metric": metric, "mode": mode})
 
 
 def check_space(tree: Mapping[str, Any], sweep: Sweep, source: str | None = None) -> None:
@@ -304,12 +398,12 @@ def check_space(tree: Mapping[str, Any], sweep: Sweep, source: str | None = None
             except RecipeError as err:
                 raise RecipeError(
                     f"{dist.type} value {value!r} does not fit the recipe: {err}", f"space[{key}]",
-                    sweep.name,
+                    sweep.name, _set_by_override(sweep, f"space[{key}]"),
                 ) from None
 
 
 __all__ = [
     "ASHA", "FIFO", "Choice", "Grid", "LogUniform", "QLogUniform", "QRandInt", "QUniform", "RandInt",
     "Resources", "Sweep", "Uniform", "apply_config", "check_space", "load_sweep", "override",
-    "representative_values", "sweeps_dir", "validate_sweep", "with_fixed",
+    "objective", "representative_values", "sweeps_dir", "validate_sweep", "with_fixed",
 ]

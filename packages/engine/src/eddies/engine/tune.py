@@ -67,6 +67,7 @@ from eddies.engine.sweep import (
     Uniform,
     apply_config,
     check_space,
+    objective,
     override,
     with_fixed,
 )
@@ -402,6 +403,7 @@ def run_sweep(
     """
     recipe_tree = with_fixed(recipe_tree, sweep, source)
     check_space(recipe_tree, sweep, source)
+    sweep = objective(recipe_tree, sweep, source)
     epochs = apply_config(recipe_tree, {}, source).train.epochs  # a trial's, unless the space sets it
     run_dir = Path(run_dir).expanduser().resolve()
     _started_with(run_dir, recipe_tree, sweep)

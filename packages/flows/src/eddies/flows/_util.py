@@ -8,6 +8,12 @@ configured (the NaN/Inf pitfall of unbounded ``exp(h)``):
 - ``"sigmoid"``: ``s = sigmoid(h + 2)`` as in Glow's released code (``s ≈ 0.88`` at ``h = 0``);
 - ``"exp"``: ``log s = h`` (RealNVP, cglow.txt section 3.3; bound it in the network, e.g. FRMDN's
   Tanh output layer, frmdn.txt section 5).
+
+References: Dinh, Sohl-Dickstein & Bengio, "Density estimation using Real NVP", ICLR 2017,
+arXiv:1605.08803; Kingma & Dhariwal, "Glow: Generative Flow with Invertible 1x1 Convolutions",
+NeurIPS 2018, arXiv:1807.03039; Lu & Huang, "Structured Output Learning with Conditional
+Generative Flows", AAAI 2020, arXiv:1905.13288 (cglow.txt); Razavi, Hosseini & Behzad, "FRMDN:
+Flow-based Recurrent Mixture Density Network", 2020, arXiv:2008.02144 (frmdn.txt).
 """
 
 from __future__ import annotations

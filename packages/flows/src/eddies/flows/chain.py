@@ -1,5 +1,8 @@
 """Composition of bijections: ``chain`` (a list of specs) and the runner shared by composites.
 
+Reference: Lu & Huang, "Structured Output Learning with Conditional Generative Flows", AAAI
+2020, arXiv:1905.13288 (cglow.txt).
+
 For ``f = f_K ∘ ... ∘ f_1`` the log-determinants add (cglow.txt eq. 1:
 ``log p(y|x) = log p(z) + sum_i log|det ∂r_i/∂r_{i-1}|``). Shapes thread through: layer ``i``
 is built with ``shape`` = the previous layer's ``out_shape``; every layer receives the chain's

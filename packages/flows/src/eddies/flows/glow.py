@@ -1,5 +1,12 @@
 """Glow's composites: ``glow_step`` and ``multiscale`` (Glow; c-Glow, cglow.txt Figure 1).
 
+References: Kingma & Dhariwal, "Glow: Generative Flow with Invertible 1x1 Convolutions", NeurIPS
+2018, arXiv:1807.03039; Dinh, Sohl-Dickstein & Bengio, "Density estimation using Real NVP", ICLR
+2017, arXiv:1605.08803; Lu & Huang, "Structured Output Learning with Conditional Generative
+Flows", AAAI 2020, arXiv:1905.13288 (cglow.txt); Zand, Etemad & Greenspan, "Flow-based
+Spatio-Temporal Structured Prediction of Motion Dynamics", IEEE TPAMI 2023, arXiv:2104.04391
+(motionflow.txt).
+
 ``glow_step`` is actnorm -> invertible 1x1 convolution -> affine coupling (cglow.txt section 3.3;
 motionflow.txt eqs. 4, 6, 7). Each part is a ``flows`` spec, so the step is made conditional
 (c-Glow, cglow.txt section 4.1) by naming the conditional layers, each with its own conditioner::

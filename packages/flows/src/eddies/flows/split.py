@@ -2,7 +2,8 @@
 
 References: Kingma & Dhariwal, "Glow: Generative Flow with Invertible 1x1 Convolutions", NeurIPS
 2018, arXiv:1807.03039; Lu & Huang, "Structured Output Learning with Conditional Generative Flows",
-AAAI 2020, arXiv:1905.13288 (cglow.txt).
+AAAI 2020, arXiv:1905.13288 (cglow.txt); Zand, Etemad & Greenspan, "Flow-based Spatio-Temporal
+Structured Prediction of Motion Dynamics", IEEE TPAMI 2023, arXiv:2104.04391 (motionflow.txt).
 
 In Glow (and c-Glow, cglow.txt section 3.3 "split") half of the channels leave the flow at the
 end of each level and are scored by a Gaussian whose mean and log-std a zero-started network
@@ -16,7 +17,8 @@ and ``multiscale`` factors ``z2`` out. A standard normal prior on the flow's out
 exactly Glow's likelihood, and every layer stays a bijection the conformance kit can check.
 Its network is a ``conditioners`` spec (default: one zero-started 3x3 convolution, Glow's
 ``Conv2dZeros``, for images; one zero-started linear layer for vectors), fed with the kept half;
-like Glow's, it does not see the context (it states ``context_shape=None`` and refuses one). The ``net``'s output is read as ``cross`` (motionflow.txt eq. 7): even
+like Glow's, it does not see the context (it states ``context_shape=None`` and refuses one).
+The ``net``'s output is read as ``cross`` (motionflow.txt eq. 7): even
 channels the mean, odd ones the log-std. Example::
 
     >>> import torch

@@ -2,7 +2,8 @@
 
 References: Dinh, Sohl-Dickstein & Bengio, "Density estimation using Real NVP", ICLR 2017,
 arXiv:1605.08803; Papamakarios, Pavlakou & Murray, "Masked Autoregressive Flow for Density
-Estimation", NeurIPS 2017, arXiv:1705.07057.
+Estimation", NeurIPS 2017, arXiv:1705.07057; Razavi, Hosseini & Behzad, "FRMDN: Flow-based
+Recurrent Mixture Density Network", 2020, arXiv:2008.02144 (frmdn.txt).
 
 8-bit values ``k`` are dequantised to ``u = (k + noise) / 256`` with ``noise ~ U[0, 1)`` and
 mapped to ``y = logit(λ + (1 - 2λ) u)`` (λ = 1e-6 for MNIST). Densities of ``y`` ("logit

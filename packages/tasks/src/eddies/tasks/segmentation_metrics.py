@@ -6,7 +6,9 @@ and the predicted class on the columns, class 0 = background, class 1 = foregrou
     H = [[TN, FP],
          [FN, TP]]
 
-The intersection-over-union of class ``c`` (cglow.txt section 5.2; the c-Glow authors' code) is
+The intersection-over-union of class ``c`` (Lu & Huang, "Structured Output Learning with
+Conditional Generative Flows", AAAI 2020, arXiv:1905.13288, cglow.txt section 5.2; the c-Glow
+authors' code) is
 
     IoU_c = H_cc / (sum_j H_cj + sum_i H_ic - H_cc),
 

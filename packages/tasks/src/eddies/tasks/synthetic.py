@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from eddies.core import ComponentConfig, DataError, DataSpec, Task, register
+from eddies.tasks.cache import SPLITS, check_split
 
 
 class TensorDictDataset(Dataset):
@@ -68,7 +69,7 @@ class SyntheticRegression(Task):
     def __init__(self, n_train: int, n_validation: int, n_test: int, x_dim: int, y_dim: int,
                  noise: float, seed: int, data_dir: Path | str | None = None):
         super().__init__(data_dir)
-        self.sizes = {"train": n_train, "validation": n_validation, "test": n_test}
+        self.sizes = dict(zip(SPLITS, (n_train, n_validation, n_test), strict=True))
         self.x_dim, self.y_dim, self.noise, self.seed = x_dim, y_dim, noise, seed
         self._splits: dict[str, dict[str, Tensor]] = {}
 
@@ -82,8 +83,7 @@ class SyntheticRegression(Task):
             self._splits[split] = {"x": x, "y": y}
 
     def dataset(self, split: str) -> Dataset:
-        if split not in self.sizes:
-            raise DataError(f"synthetic_regression has splits {', '.join(self.sizes)}, not {split!r}")
+        check_split("synthetic_regression", split)
         if not self._splits:
             raise DataError("synthetic_regression: call prepare() before dataset()")
         return TensorDictDataset(self._splits[split])

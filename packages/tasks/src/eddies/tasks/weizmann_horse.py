@@ -1,6 +1,7 @@
 """Task ``weizmann_horse``: binary horse segmentation, a mask y predicted from an image x (c-Glow).
 
-Follows cglow.txt sections 4.2-4.3 and 5.2 and the protocol page
+Follows Lu & Huang, "Structured Output Learning with Conditional Generative Flows", AAAI 2020,
+arXiv:1905.13288 (cglow.txt sections 4.2-4.3 and 5.2) and the protocol page
 ``../shared/protocols/cglow_horse.md``:
 
 - **Source** (setting ``source``): a folder holding ``rgb/horseNNN.jpg`` (colour images) and
