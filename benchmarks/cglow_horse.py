@@ -1,5 +1,8 @@
 """Benchmark: training step and prediction time of the Weizmann Horse models (c-Glow, MotionFlow).
 
+References: Lu & Huang, "Structured Output Learning with Conditional Generative Flows", AAAI 2020,
+arXiv:1905.13288 (cglow.txt).
+
 For each recipe (default: ``cglow_horse_paper``, ``cglow_horse``, ``motionflow_horse``) the model
 is built from the recipe for the task's image size (``weizmann_horse``, S = 32: x and y of
 shape (3, 32, 32)) and timed on random inputs of that shape (no data is read):

@@ -1,5 +1,8 @@
 """Model kind ``fcn_segmenter``: a deterministic fully convolutional binary segmenter (FCN baseline).
 
+References: Lu & Huang, "Structured Output Learning with Conditional Generative Flows", AAAI 2020,
+arXiv:1905.13288 (cglow.txt).
+
 The FCN baseline of c-Glow's binary segmentation (cglow.txt section 5.2 and table 1, which used
 Long, Shelhamer & Darrell, "Fully Convolutional Networks for Semantic Segmentation", CVPR 2015,
 arXiv:1411.4038; protocols/cglow_horse.md "Baselines": a small conv net, sigmoid, binary
