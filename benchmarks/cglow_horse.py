@@ -32,28 +32,14 @@ numbers. Usage::
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from _timing import timed
 
 from eddies.core import DataSpec, load_recipe
 
 RECIPES = ["cglow_horse_paper", "cglow_horse", "motionflow_horse"]
 SIZES = {"channels", "width", "resolution", "kernel_sizes", "dilation", "zero_init_all"}  # fields printed
-
-
-def timed(steps, repeats: int) -> list[float]:
-    """Median seconds of each step over ``repeats`` rounds after one warm-up round."""
-    for step in steps:
-        step()
-    times = [[] for _ in steps]
-    for _ in range(repeats):
-        for step, record in zip(steps, times, strict=True):
-            start = time.perf_counter()
-            step()
-            record.append(time.perf_counter() - start)
-    return [statistics.median(record) for record in times]
 
 
 def describe(recipe) -> str:

@@ -23,29 +23,14 @@ against the plain variant (``slogdet``). Usage::
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from _timing import timed
 
 from eddies.core import build
 
 GLOW = {"batch": 64, "shape": (3, 32, 32), "K": 8, "L": 3, "hidden": 128}
 REALNVP = {"batch": 256, "dim": 784, "couplings": 8, "hidden": 512}
-
-
-def timed(steps, repeats: int) -> list[float]:
-    """Median seconds of each step over ``repeats`` rounds after one warm-up round; the steps
-    alternate within a round, so a load change on a shared machine hits both alike."""
-    for step in steps:
-        step()
-    times = [[] for _ in steps]
-    for _ in range(repeats):
-        for step, record in zip(steps, times, strict=True):
-            start = time.perf_counter()
-            step()
-            record.append(time.perf_counter() - start)
-    return [statistics.median(record) for record in times]
 
 
 def nll_step(flow, x):

@@ -217,11 +217,13 @@ def validate_sweep(tree: Mapping[str, Any], source: str | None = None, overrides
     a problem at or below a key one of them set is reported as coming from that command-line
     override (written ``prefix + word``, as it was typed), not from ``source``.
     """
+    set_by = _set_by(overrides, prefix)
     try:
-        return Sweep.model_validate(dict(tree))
+        sweep = Sweep.model_validate(dict(tree))
+        sweep._set_by = set_by
+        return sweep
     except ValidationError as err:
         problems = [(_sweep_path(e["loc"]), _sweep_message(e)) for e in err.errors()]
-    set_by = _set_by(overrides, prefix)
 
     def origin(path: str) -> str | None:
         if word := _word_setting(set_by, path):
@@ -305,9 +307,7 @@ def load_sweep(
             set_dotted(tree, [head, rest] if head in ("space", "fixed") and rest else key.split("."), value)
         except RecipeError as err:
             raise RecipeError(err.message, err.path, str(path), override_origin(prefix + word)) from None
-    sweep = validate_sweep(tree, str(path), overrides, prefix)
-    sweep._set_by = _set_by(overrides, prefix)
-    return sweep
+    return validate_sweep(tree, str(path), overrides, prefix)
 
 
 def _set_by_override(sweep: Sweep, path: str) -> str | None:

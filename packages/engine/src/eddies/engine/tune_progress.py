@@ -144,7 +144,7 @@ class SweepProgress(Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self._print(f"sweep ended after {duration(self.clock() - self.started)}: "
-                    f"{sum(t.status in ENDED or t.trial_id in self.ended for t in trials)}/{self.total} trials ended")
+                    f"{sum(map(self._has_ended, trials))}/{self.total} trials ended")
 
     # lines -------------------------------------------------------------------------------------
     def _ended(self, trial: Any, trials: list, status: str) -> None:
@@ -162,8 +162,8 @@ class SweepProgress(Callback):
         return "  ".join([*parts, *([status] if status else []), f"| {self._eta(trials)}"])
 
     def _eta(self, trials: list) -> str:
-        ended = sum(t.status in ENDED or t.trial_id in self.ended for t in trials)
-        left = sum(1.0 - self._current(t) for t in trials if not (t.status in ENDED or t.trial_id in self.ended))
+        ended = sum(map(self._has_ended, trials))
+        left = sum(1.0 - self._current(t) for t in trials if not self._has_ended(t))
         left += max(0, self.total - len(trials))
         progress = sum(self._current(t) - self.first[t.trial_id] for t in trials if t.trial_id in self.first)
         text = f"{ended}/{self.total} ended"
@@ -173,6 +173,9 @@ class SweepProgress(Callback):
             return f"{text}, ETA unknown"
         eta = left * (self.clock() - self.started) / progress
         return f"{text}, ETA {'<=' if self.asha else ''}{duration(eta)}"
+
+    def _has_ended(self, trial: Any) -> bool:
+        return trial.status in ENDED or trial.trial_id in self.ended
 
     def _current(self, trial: Any) -> float:
         return self.done.get(trial.trial_id, self._fraction(trial, trial.last_result or {}))

@@ -54,12 +54,12 @@ from einops import repeat
 from pydantic import Field
 from torch import Tensor
 
-from eddies.core.errors import RecipeError, ShapeError
+from eddies.core.errors import RecipeError
 from eddies.core.model import Model
 from eddies.core.registry import ComponentConfig, register
 from eddies.core.spec import Spec, SpecOf
 from eddies.core.task import DataSpec
-from eddies.models.slots import build_encoder, build_slot
+from eddies.models.slots import build_encoder, build_slot, checked_condition
 
 _CONDITIONAL_LAYERS = "cond_actnorm, cond_invconv1x1, cond_affine_coupling or maf"
 
@@ -127,14 +127,8 @@ class ConditionalFlow(Model):
     # the condition ---------------------------------------------------------------------------
     def encode(self, batch: dict[str, Tensor], rows: int) -> Tensor | None:
         """The context ``h`` (``rows``, *context) of the batch's condition, or ``None`` without one."""
-        if self.data.condition is None:
-            return None
-        x = batch.get(self.data.condition)
-        want = (rows, *self.data.condition_shape)
-        if x is None or tuple(x.shape) != want:
-            got = None if x is None else tuple(x.shape)
-            raise ShapeError(f"{self.kind}: condition {self.data.condition!r} must have shape {want}, got {got}")
-        return x if self.encoder is None else self.encoder(x)
+        x = checked_condition(self.kind, self.data, batch, rows)
+        return x if x is None or self.encoder is None else self.encoder(x)
 
     def _flow_context(self, h: Tensor | None) -> Tensor | None:
         # the constructor refused a condition that reaches neither the flow nor the prior

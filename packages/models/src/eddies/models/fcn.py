@@ -61,6 +61,7 @@ from eddies.core.errors import RecipeError, ShapeError
 from eddies.core.model import Model
 from eddies.core.registry import ComponentConfig, register
 from eddies.core.task import DataSpec
+from eddies.models.slots import checked_condition
 
 
 class FCNSegmenterConfig(ComponentConfig):
@@ -114,11 +115,7 @@ class FCNSegmenter(Model):
 
     def logits(self, batch: dict[str, Tensor]) -> Tensor:
         """The fused score map ``s_0`` (B, H, W): one logit per pixel (module docstring)."""
-        x = batch.get(self.data.condition)
-        want = tuple(self.data.condition_shape)
-        if x is None or x.dim() != 4 or tuple(x.shape[1:]) != want:
-            got = None if x is None else tuple(x.shape)
-            raise ShapeError(f"{self.kind}: condition {self.data.condition!r} must have shape (B, *{want}), got {got}")
+        x = checked_condition(self.kind, self.data, batch)
         scores = []
         for stage, score in zip(self.stages, self.scores, strict=True):
             x = stage(x)

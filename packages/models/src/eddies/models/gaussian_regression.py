@@ -26,10 +26,11 @@ import math
 import torch
 from torch import Tensor, nn
 
-from eddies.core.errors import RecipeError, ShapeError
+from eddies.core.errors import RecipeError
 from eddies.core.model import Model
 from eddies.core.registry import ComponentConfig, register
 from eddies.core.task import DataSpec
+from eddies.models.slots import checked_condition
 
 
 @register(
@@ -55,14 +56,7 @@ class GaussianRegression(Model):
         self.log_scale = nn.Parameter(torch.zeros(y_dim))
 
     def _mean(self, batch: dict[str, Tensor]) -> Tensor:
-        x = batch.get(self.data.condition)
-        if x is None or tuple(x.shape[1:]) != tuple(self.data.condition_shape) or x.dim() != 2:
-            got = None if x is None else tuple(x.shape)
-            raise ShapeError(
-                f"gaussian_regression: condition {self.data.condition!r} must have shape "
-                f"(batch, {self.data.condition_shape[0]}), got {got}"
-            )
-        return self.mean(x)
+        return self.mean(checked_condition(self.kind, self.data, batch))
 
     def log_prob(self, batch: dict[str, Tensor]) -> Tensor:
         y, mean = batch[self.data.target], self._mean(batch)

@@ -66,7 +66,7 @@ from eddies.core.model import Model
 from eddies.core.registry import ComponentConfig, register
 from eddies.core.spec import Spec, SpecOf
 from eddies.core.task import DataSpec
-from eddies.models.slots import build_encoder, build_slot
+from eddies.models.slots import build_encoder, build_slot, checked_condition
 
 
 class SequenceFlowConfig(ComponentConfig):
@@ -159,20 +159,12 @@ class SequenceFlow(Model):
         self.start = nn.Parameter(torch.zeros(self.step_size))  # y_0, the first step's input
 
     # helpers ------------------------------------------------------------------------------
-    def _condition(self, batch: dict[str, Tensor], size: int | None) -> Tensor | None:
+    def _condition(self, batch: dict[str, Tensor], rows: int) -> Tensor | None:
         """``h`` flattened, ``(B, |h|)``: the checked condition, encoded once when there is an
         encoder; ``None`` for unconditional data."""
-        if self.data.condition is None:
+        x = checked_condition(self.kind, self.data, batch, rows)
+        if x is None:
             return None
-        if self.data.condition not in batch:
-            raise ShapeError(f"sequence_flow: the batch has no condition {self.data.condition!r}")
-        x = batch[self.data.condition]
-        want = tuple(self.data.condition_shape)
-        if tuple(x.shape[1:]) != want or (size is not None and x.shape[0] != size):
-            raise ShapeError(
-                f"sequence_flow: condition {self.data.condition!r} must have shape "
-                f"({size if size is not None else 'batch'}, {', '.join(map(str, want))}), got {tuple(x.shape)}"
-            )
         h = x if self.encoder is None else self.encoder(x)
         return h.reshape(h.shape[0], -1)
 

@@ -1,6 +1,7 @@
 """Building a model's slots: a spec that refuses the shapes a model builds it with is a
 :class:`~eddies.core.errors.RecipeError` at ``model.<slot>``, and the optional ``encoder`` slot
-shared by ``conditional_flow`` and ``sequence_flow``.
+shared by ``conditional_flow`` and ``sequence_flow`` (with :func:`checked_condition`, the batch's
+condition those models feed it).
 
 Example (an ``mlp`` encoder of a 2-vector condition, asked for 4 features)::
 
@@ -21,6 +22,7 @@ from typing import Any
 
 from eddies.core.errors import RecipeError, ShapeError
 from eddies.core.spec import Spec
+from eddies.core.task import DataSpec
 
 
 def build_slot(kind: str, slot: str, spec: Spec, how: str, **shapes: Any) -> Any:
@@ -53,3 +55,18 @@ def build_encoder(kind: str, encoder: Spec | None, encoder_shape: list[int] | No
             "give one tensor shape", "model.encoder",
         )
     return net
+
+
+def checked_condition(kind: str, data: DataSpec, batch: dict[str, Any], rows: int | None = None) -> Any:
+    """The batch's condition, checked to have shape ``(rows, *condition_shape)`` (any batch size
+    when ``rows`` is None); ``None`` for unconditional data."""
+    name = data.condition
+    if name is None:
+        return None
+    if name not in batch:
+        raise ShapeError(f"{kind}: the batch has no condition {name!r}")
+    x, event = batch[name], tuple(data.condition_shape)
+    if x.dim() != 1 + len(event) or tuple(x.shape[1:]) != event or rows not in (None, x.shape[0]):
+        want = ", ".join(map(str, ("batch" if rows is None else rows, *event)))
+        raise ShapeError(f"{kind}: condition {name!r} must have shape ({want}), got {tuple(x.shape)}")
+    return x

@@ -151,9 +151,13 @@ class EulerState(GaussianStepPrior):
     def states(self, z: Tensor, context: Tensor, dt: float | None = None) -> Tensor:
         """``y_0 .. y_T`` with every Euler substep, shape (B, T/dt + 1, S); ``y_0`` is the context."""
         self.check_sequence(z, context)
+        return self._states(z, context, self.dt if dt is None else dt)
+
+    def _states(self, z: Tensor, context: Tensor, dt: float) -> Tensor:
+        """:meth:`states` of an already checked ``z`` and context."""
         path = [context]
         for t in range(z.shape[1]):
-            path += self._euler(path[-1], z[:, t], self.dt if dt is None else dt)
+            path += self._euler(path[-1], z[:, t], dt)
         return torch.stack(path, dim=1)
 
     def step_parameters(
@@ -162,7 +166,7 @@ class EulerState(GaussianStepPrior):
         """Teacher-forced ``(mu_t, log sigma_t)`` of ``p(z_t | y_{t-1})``, each (B, T, *shape); causal."""
         self.check_sequence(z, context)
         dt = self.dt if dt is None else dt
-        y = self.states(z[:, :-1], context, dt)[:, :: euler_substeps(dt)]  # y_0 .. y_{T-1}
+        y = self._states(z[:, :-1], context, dt)[:, :: euler_substeps(dt)]  # y_0 .. y_{T-1}
         return self._state_parameters(y)
 
     # generation hooks: the state is (y_{t-1}, dt) -------------------------------------------
@@ -171,7 +175,8 @@ class EulerState(GaussianStepPrior):
     ) -> tuple[Tensor, float]:
         dt = self.dt if dt is None else dt
         euler_substeps(dt)
-        return (context if history is None else self.states(history, context, dt)[:, -1]), dt
+        # rollout checked history and context (_sample_batch)
+        return (context if history is None else self._states(history, context, dt)[:, -1]), dt
 
     def _next_parameters(self, state: tuple[Tensor, float]) -> tuple[Tensor, Tensor]:
         return self._state_parameters(state[0])

@@ -314,7 +314,8 @@ class WeizmannHorse(Task):
     def dataset(self, split: str) -> WeizmannHorseDataset:
         """The ``split`` as a map-style dataset of ``{"x", "y", "mask", "index"}`` (prepares if needed)."""
         check_split("weizmann_horse", split)
-        self.prepare()
+        if self._cache is None or not self._cache.ready():  # prepare() re-reads and hashes every file
+            self.prepare()
         table = self._arrow().split(split).data
         s = self.size
         # read the Arrow columns directly (zero-copy); datasets' numpy formatter is far slower

@@ -69,6 +69,7 @@ from eddies.core.errors import ShapeError
 from eddies.core.registry import Entry, get_registry
 from eddies.core.spec import validate_spec
 from eddies.core.testing.cases import (
+    Case,
     kit_settings,
     make_cases,
     no_examples,
@@ -419,16 +420,8 @@ def _run(make, example, where, seed, sizes):
 # cases -----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class ConditionerCase:
+class ConditionerCase(Case):
     """One conformance case: a registry entry (or a bare class) and one of its examples."""
-
-    name: str
-    example: Mapping[str, Any] | None
-    make_factory: Callable[[Mapping[str, Any]], Callable[[], nn.Module]]
-
-    @property
-    def id(self) -> str:
-        return self.name
 
     def run(self, seed: int = 0, sizes: tuple[int, ...] | None = None) -> None:
         """Run every check once on inputs drawn from ``seed``."""

@@ -33,26 +33,24 @@ def pytest_addoption(parser) -> None:
     )
 
 
+def _parametrize(metafunc, argname: str, option: str, cases_of) -> None:
+    """Parametrise ``argname`` over ``cases_of(names)``, names from the comma-separated ``option``."""
+    value = metafunc.config.getoption(option)
+    names = [n.strip() for n in value.split(",") if n.strip()] if value else None
+    cases = cases_of(names)
+    metafunc.parametrize(argname, cases, ids=[c.id for c in cases])
+
+
 def pytest_generate_tests(metafunc) -> None:
     if "prior_case" in metafunc.fixturenames:
         from eddies.core.testing.priors import prior_cases
 
-        option = metafunc.config.getoption("--eddies-priors")
-        names = [n.strip() for n in option.split(",") if n.strip()] if option else None
-        cases = prior_cases(names)
-        metafunc.parametrize("prior_case", cases, ids=[c.id for c in cases])
+        _parametrize(metafunc, "prior_case", "--eddies-priors", prior_cases)
     if "conditioner_case" in metafunc.fixturenames:
         from eddies.core.testing.conditioners import conditioner_cases
 
-        option = metafunc.config.getoption("--eddies-conditioners")
-        names = [n.strip() for n in option.split(",") if n.strip()] if option else None
-        cases = conditioner_cases(names)
-        metafunc.parametrize("conditioner_case", cases, ids=[c.id for c in cases])
-    if "bijection_case" not in metafunc.fixturenames:
-        return
-    from eddies.core.testing.cases import bijection_cases
+        _parametrize(metafunc, "conditioner_case", "--eddies-conditioners", conditioner_cases)
+    if "bijection_case" in metafunc.fixturenames:
+        from eddies.core.testing.cases import bijection_cases
 
-    option = metafunc.config.getoption("--eddies-flows")
-    names = [n.strip() for n in option.split(",") if n.strip()] if option else None
-    cases = bijection_cases(names)
-    metafunc.parametrize("bijection_case", cases, ids=[c.id for c in cases])
+        _parametrize(metafunc, "bijection_case", "--eddies-flows", bijection_cases)
