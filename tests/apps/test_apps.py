@@ -106,6 +106,13 @@ def test_checkpoint_errors_are_clear(trained, monkeypatch, capsys, tmp_path):
     assert code == 2 and "checkpoint=PATH is required" in err
 
 
+def test_evaluate_overrides_only_eval_options(trained, monkeypatch, capsys):
+    code, _, err = run_app(evaluate_main, [f"checkpoint={trained}", "train.epochs=1"], monkeypatch, capsys)
+    assert code == 2 and "overrides only the eval options" in err and "train.epochs=1" in err
+    code, _, err = run_app(evaluate_main, [f"checkpoint={trained}", "eval.samples=3"], monkeypatch, capsys)
+    assert code == 2 and err.startswith("error: eval: synthetic_regression.evaluate: unknown options ['samples']")
+
+
 def test_seed_option_and_resume_without_recipe(trained):
     result = train_main([f"run_dir={trained}", "resume=auto", "train.epochs=2"])  # recipe from the checkpoint
     assert result["step"] == 12

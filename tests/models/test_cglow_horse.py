@@ -284,6 +284,8 @@ def test_train_resume_evaluate_sample_on_real_horses(name, extra, tmp_path):
     metrics = app("evaluate", f"checkpoint={run}", f"data_dir={data}", "split=test")
     assert metrics["split"] == "test" and metrics["checkpoint_step"] == 6
     assert 0 <= metrics["iou_class_mean_batch10"] <= 1 and 0 <= metrics["pixel_accuracy"] <= 1
+    one = app("evaluate", f"checkpoint={run}", f"data_dir={data}", "eval.samples=1", f"out={tmp_path / 'm1.json'}")
+    assert one["eval"]["samples"] == 1 and json.loads((tmp_path / "m1.json").read_text())["eval"] == one["eval"]
     picture = Path(app("sample", f"checkpoint={run}", f"data_dir={data}", "n=2").splitlines()[-1])
     assert picture.read_bytes()[:4] == b"\x89PNG"
 

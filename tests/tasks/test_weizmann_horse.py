@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 import eddies.tasks.weizmann_horse as module
-from eddies.core import TASKS, DataError, ShapeError, build
+from eddies.core import TASKS, DataError, RecipeError, ShapeError, build
 from eddies.tasks.segmentation_metrics import class_mean_iou, confusion_counts
 from eddies.tasks.weizmann_horse import (
     SPLIT_NUMBERS,
@@ -284,7 +284,7 @@ def test_a_perfect_prediction_scores_one_and_the_nll_is_averaged_per_image():
     assert model.calls == [(10, 1.0)] * 3 and model.training
     task.evaluate(model, DataLoader(task.dataset("test"), batch_size=12), samples=3, temperature=0.5)
     assert model.calls[-1] == (3, 0.5)
-    with pytest.raises(TypeError, match="unknown options.*horizon"):
+    with pytest.raises(RecipeError, match="eval: .*unknown options.*horizon"):
         task.evaluate(model, [], horizon=3)
 
 
@@ -325,7 +325,7 @@ def test_save_samples_writes_the_four_column_picture(tmp_path):
         with Image.open(path) as picture:
             width, height = picture.size
         assert path.is_file() and width > 3 * 64 and height > 2 * 64  # 2 validation images, 4 columns
-    with pytest.raises(TypeError, match="unknown options"):
+    with pytest.raises(RecipeError, match="unknown options"):
         task.save_samples(model, tmp_path / "x.png", colour=True)
 
 

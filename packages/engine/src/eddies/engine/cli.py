@@ -39,7 +39,7 @@ from eddies.engine.trainer import Trainer
 TRAIN_USAGE = ("usage: .venv/bin/python apps/train.py recipe=NAME|PATH [run_dir=PATH] [resume=auto|PATH] "
                "[data_dir=PATH] [seed=N] [name=NAME] [dotted.key=value ...]")
 EVALUATE_USAGE = ("usage: .venv/bin/python apps/evaluate.py checkpoint=PATH [split=test] [out=PATH] [data_dir=PATH] "
-                  "[batch_size=N]")
+                  "[batch_size=N] [eval.KEY=VALUE ...]")
 SAMPLE_USAGE = ("usage: .venv/bin/python apps/sample.py checkpoint=PATH [n=16] [temperature=T[,T...]] "
                 "[out=PATH] [seed=N] [data_dir=PATH]")
 
@@ -107,9 +107,13 @@ def _checkpoint_options(argv: list[str], allowed: tuple[str, ...], usage: str) -
     options, overrides = parse(argv, allowed, usage)
     if overrides:
         raise RecipeError(f"{usage.split()[2]} takes no recipe overrides, got {' '.join(overrides)}")
+    _require_checkpoint(options, usage)
+    return options
+
+
+def _require_checkpoint(options: dict[str, str], usage: str) -> None:
     if "checkpoint" not in options:
         raise RecipeError(f"checkpoint=PATH is required. {usage}")
-    return options
 
 
 def _number(options: dict[str, str], key: str, kind: type, default: Any) -> Any:
@@ -120,14 +124,22 @@ def _number(options: dict[str, str], key: str, kind: type, default: Any) -> Any:
 
 
 def evaluate_main(argv: list[str]) -> dict[str, float]:
-    """.venv/bin/python apps/evaluate.py checkpoint=PATH [split=test] [out=PATH] [data_dir=PATH] [batch_size=N]
+    """.venv/bin/python apps/evaluate.py checkpoint=PATH [split=test] [out=PATH] [data_dir=PATH] [batch_size=N] [eval.KEY=VALUE ...]
 
     The task's metrics of a checkpoint (a checkpoint folder, a 'latest' pointer or a run
-    directory) on a split; printed as JSON and written to out (default
-    <checkpoint>/metrics-<split>.json).
+    directory) on a split; printed as JSON, then written to out (default
+    <checkpoint>/metrics-<split>.json), so a failed write loses nothing. The task's evaluation
+    options are the checkpoint recipe's ``eval`` mapping; ``eval.KEY=VALUE`` overrides one of
+    them (``eval.samples=1``: weizmann_horse's prediction from one sample instead of M = 10).
     """
-    options = _checkpoint_options(argv, ("checkpoint", "split", "out", "data_dir", "batch_size"), EVALUATE_USAGE)
+    options, overrides = parse(argv, ("checkpoint", "split", "out", "data_dir", "batch_size"), EVALUATE_USAGE)
+    _require_checkpoint(options, EVALUATE_USAGE)
     recipe, model, task, state = load_checkpoint(options["checkpoint"], options.get("data_dir"))
+    if overrides:
+        wrong = [o for o in overrides if not o.startswith("eval.")]
+        if wrong:
+            raise RecipeError(f"evaluate.py overrides only the eval options (eval.KEY=VALUE), got {' '.join(wrong)}")
+        recipe = load_recipe(recipe.to_dict(), overrides)
     split = options.get("split", "test")
     batch_size = _number(options, "batch_size", int, recipe.train.eval_batch_size or recipe.train.batch_size)
     task.prepare()
@@ -135,11 +147,12 @@ def evaluate_main(argv: list[str]) -> dict[str, float]:
     seed_everything(recipe.seed)
     with torch.no_grad():
         metrics = task.evaluate(model, loader(dataset, ShardBatchSampler(len(dataset), batch_size)), **recipe.eval)
-    metrics = {"checkpoint_step": state["step"], "split": split, **metrics}
+    metrics = {"checkpoint_step": state["step"], "split": split, **({"eval": recipe.eval} if overrides else {}),
+               **metrics}
+    print(json.dumps(metrics), flush=True)
     out = Path(options.get("out") or find_checkpoint(options["checkpoint"]) / f"metrics-{split}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(metrics, indent=1) + "\n")
-    print(json.dumps(metrics))
     return metrics
 
 

@@ -52,7 +52,7 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from eddies.core import ComponentConfig, DataError, DataSpec, Task, register
+from eddies.core import ComponentConfig, DataError, DataSpec, RecipeError, Task, register
 from eddies.tasks.cache import SPLITS, ArrowCache, check_split, source_path
 from eddies.tasks.counter_noise import counter_uniform
 from eddies.tasks.image_grid import save_panels
@@ -205,7 +205,7 @@ class MNISTRows(Task):
         every process before averaging; without it the loader's own samples are averaged.
         """
         if options:
-            raise TypeError(f"mnist_rows.evaluate: unknown options {sorted(options)}")
+            raise RecipeError(f"mnist_rows.evaluate: unknown options {sorted(options)}; it takes none", "eval")
         was_training = model.training
         model.eval()
         nll, bpd = [], []

@@ -87,7 +87,7 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch.utils.data import Dataset, default_collate
 
-from eddies.core import ComponentConfig, DataError, DataSpec, ShapeError, Task, register
+from eddies.core import ComponentConfig, DataError, DataSpec, RecipeError, ShapeError, Task, register
 from eddies.tasks.cache import SPLITS, ArrowCache, cache_key, check_split
 from eddies.tasks.counter_noise import counter_uniform
 from eddies.tasks.segmentation_metrics import (
@@ -419,12 +419,14 @@ class WeizmannHorse(Task):
 def _prediction_options(where: str, options: dict[str, Any]) -> tuple[int, float]:
     options = dict(options)
     samples, temperature = options.pop("samples", 10), options.pop("temperature", 1.0)
+    path = "eval" if where == "evaluate" else ""  # evaluate's options are the recipe's eval mapping
     if options:
-        raise TypeError(f"weizmann_horse.{where}: unknown options {sorted(options)}; known: samples, temperature")
+        raise RecipeError(f"weizmann_horse.{where}: unknown options {sorted(options)}; known: samples, "
+                          "temperature", path)
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"weizmann_horse.{where}: samples must be an integer >= 1, got {samples!r}")
+        raise RecipeError(f"weizmann_horse.{where}: samples must be an integer >= 1, got {samples!r}", path)
     if not float(temperature) >= 0:
-        raise ValueError(f"weizmann_horse.{where}: temperature must be >= 0, got {temperature!r}")
+        raise RecipeError(f"weizmann_horse.{where}: temperature must be >= 0, got {temperature!r}", path)
     return samples, float(temperature)
 
 
