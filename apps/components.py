@@ -5,9 +5,12 @@
     .venv/bin/python apps/components.py show flows/affine_coupling[@N]
     .venv/bin/python apps/components.py --help               # this text
 
-The listing gives kind, name@version, the distribution that provided it and its summary; `show`
+The listing gives kind, name@version, the distribution that provided it and its summary; a
+plug-in that replaced another distribution's component (override=True) shows as
+"fake-plugin 0.3.0 (overrides eddies-flows 0.1.0)", and a warning on stderr says the same. `show`
 prints the config's JSON Schema (with defaults) and the component's docstring summary. A wrong
-command prints an ``error:`` line and this text on stderr and exits with status 2.
+command, or a plug-in that fails while it is imported, prints an ``error:`` line on stderr and
+exits with status 2 (a wrong command also prints this text).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ def list_components(kinds: list[str]) -> str:
     rows = [("kind", "component", "distribution", "summary")]
     for kind in kinds:
         for e in get_registry(kind).entries():
-            dist = f"{e.distribution} {e.distribution_version}" if e.distribution else "(local)"
+            dist = e.source + (f" (overrides {e.overrides})" if e.overrides else "")
             rows.append((kind, e.ref, dist, e.summary))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     return "\n".join(

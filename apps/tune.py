@@ -8,7 +8,7 @@ options (no dot in the key):
     run_dir=PATH         where the sweep writes (default runs/sweeps/RECIPE-SWEEP); the same
                          command with the same run_dir resumes an interrupted sweep
     address=auto|H:P     attach to a running Ray cluster instead of starting a local one
-    num_cpus=N           CPUs of the local Ray instance (default: all of this machine)
+    num_cpus=N           CPUs of the local Ray instance, 1 to 4096 (default: all of this machine)
     verbose=0|1          1 also shows Ray's progress table and the trials' output
 dotted keys override the recipe (train.epochs=3); keys under sweep. override the sweep file
 (sweep.num_samples=8, sweep.scheduler.max_t=5, sweep.space.train.optimizer.lr={type: choice, values: [0.01]},
@@ -28,7 +28,9 @@ import sys
 from pathlib import Path
 
 from eddies.core import EddiesError
+from eddies.core.errors import shorten
 from eddies.core.recipe import recipe_tree, split_cli, validate_recipe
+from eddies.engine.cli import integer_option
 from eddies.engine.sweep import load_sweep
 from eddies.engine.tune import run_sweep
 
@@ -46,7 +48,8 @@ def main(argv: list[str]) -> int:
         options, overrides = split_cli(argv)
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown or "recipe" not in options or "sweep" not in options:
-            problem = f"unknown option(s) {', '.join(unknown)}" if unknown else "recipe= and sweep= are required"
+            problem = (f"unknown option(s) {', '.join(shorten(k, 40) for k in unknown[:5])}" if unknown
+                       else "recipe= and sweep= are required")
             raise EddiesError(f"{problem}; options are {', '.join(OPTIONS)} (see --help)")
         sweep_words = [w.removeprefix("sweep.") for w in overrides if w.startswith("sweep.")]
         recipe_words = [w for w in overrides if not w.startswith("sweep.")]
@@ -55,13 +58,19 @@ def main(argv: list[str]) -> int:
         validate_recipe(tree, source, recipe_words)  # an override's mistake names the override
         sweep = load_sweep(options["sweep"], sweep_words, prefix="sweep.")
         run_dir = Path(options.get("run_dir") or Path("runs") / "sweeps" / f"{tree['name']}-{sweep.name}")
+        given = {key: value for key, value in options.items() if value.strip()}  # num_cpus= is the default
         report = run_sweep(
             tree, sweep, run_dir, source=source, address=options.get("address") or None,
-            num_cpus=int(options["num_cpus"]) if options.get("num_cpus") else None,
-            verbose=int(options.get("verbose") or 0),
+            num_cpus=integer_option(given, "num_cpus", None, low=1, high=4096),
+            verbose=integer_option(given, "verbose", 0, low=0, high=1),
         )
     except EddiesError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a run_dir or storage the user named that cannot be written
+        if err.filename is None:
+            raise
+        print(f"error: {shorten(err.filename, 200)}: {err.strerror or err}", file=sys.stderr)
         return 2
     print(report.table())
     for label, file in report.files.items():

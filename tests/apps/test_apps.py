@@ -2,7 +2,6 @@
 
 import json
 import math
-import os
 import re
 import signal
 import subprocess
@@ -14,35 +13,15 @@ import pytest
 import safetensors.torch
 
 from eddies.core import DataError, get_registry, register
-from eddies.engine.cli import evaluate_main, run, sample_main, train_main
+from eddies.engine.cli import evaluate_main, sample_main, train_main
 from eddies.tasks.synthetic import SyntheticRegression
+from tests.command_line import ENV, ROOT, TINY, app, run_app
 
-ROOT = Path(__file__).resolve().parents[2]
-TINY = Path(__file__).with_name("tiny_synthetic.yaml")
 FRMDN = ROOT / "tests" / "recipes" / "tiny_frmdn.yaml"
-ENV = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
-
-
-def app(name, *args, check=True, **kwargs):
-    proc = subprocess.run([sys.executable, str(ROOT / "apps" / f"{name}.py"), *map(str, args)],
-                          capture_output=True, text=True, env=ENV, cwd=ROOT, **kwargs)
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
 
 
 def last_json(stdout):
     return json.loads(stdout.strip().splitlines()[-1])
-
-
-def run_app(main, argv, monkeypatch, capsys):
-    """Run an app in this process as the command line would; return (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["app", *map(str, argv)])
-    with pytest.raises(SystemExit) as exit_:
-        run(main)
-        sys.exit(0)
-    out = capsys.readouterr()
-    return exit_.value.code, out.out, out.err
 
 
 # clear errors ------------------------------------------------------------------------------
@@ -215,7 +194,7 @@ def test_sample_writes_a_new_file_named_after_its_arguments(trained_once, monkey
 
 
 @pytest.mark.parametrize(("word", "message"), [
-    ("temperature=0", "temperature='0': every temperature must be > 0"),
+    ("temperature=0", "temperature='0': every temperature must be a finite number > 0"),
     ("temperature=hot", "temperature='hot' is not a number or a comma-separated list of numbers"),
     ("n=0", "n=0: need n >= 1"),
 ])

@@ -58,10 +58,11 @@ def test_every_named_recipe_and_sweep_exists(key, folder):
     assert not missing, "\n".join(missing)
 
 
-def test_one_checkpoint_path_form_the_run_directory():
+def test_two_checkpoint_path_forms_the_run_directory_and_its_best():
     other = [f"{where}: {line.strip()}" for where, line in _lines()
-             if re.search(r"checkpoint=\S*/checkpoints/", line)]
-    assert not other, "write checkpoint=RUN_DIR (its latest checkpoint):\n" + "\n".join(other)
+             if re.search(r"checkpoint=\S*/checkpoints/(?!best\b)", line)]
+    assert not other, ("write checkpoint=RUN_DIR (its latest checkpoint) or checkpoint=RUN_DIR/checkpoints/best "
+                       "(the monitored best):\n" + "\n".join(other))
 
 
 def test_the_readme_quotes_no_test_count():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from eddies.core.files import atomic_dir, atomic_write_bytes
@@ -46,3 +48,23 @@ def test_atomic_write_bytes_replaces_a_file(tmp_path):
     atomic_write_bytes(target, b"step-1\n")
     atomic_write_bytes(target, b"step-2\n")
     assert target.read_bytes() == b"step-2\n" and _visible(tmp_path) == ["latest"]
+
+
+def test_make_dir_names_the_path_in_the_way_and_remove_dir_may_find_nothing(tmp_path):
+    from eddies.core.files import make_dir, remove_dir
+
+    assert make_dir(tmp_path / "a" / "b").is_dir() and make_dir(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    (tmp_path / "file").write_text("")
+    for target in (tmp_path / "file", tmp_path / "file" / "sub" / "deeper"):
+        with pytest.raises(NotADirectoryError) as err:
+            make_dir(target)
+        assert (err.value.filename, err.value.strerror) == (str(tmp_path / "file"), "not a folder")
+    if Path("/dev/null").exists():  # not a file, not a folder either
+        with pytest.raises(NotADirectoryError) as err:
+            make_dir("/dev/null/run")
+        assert err.value.filename == "/dev/null"
+    remove_dir(tmp_path / "a")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # renamed away, then deleted
+    remove_dir(tmp_path / "a", missing_ok=True)
+    with pytest.raises(FileNotFoundError):
+        remove_dir(tmp_path / "a")

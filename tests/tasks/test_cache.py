@@ -6,10 +6,21 @@ import hashlib
 import json
 
 import datasets
+import numpy as np
 import pytest
 
-from eddies.core import DataError
-from eddies.tasks.cache import SPLITS, ArrowCache, cache_key, check_split, source_path
+from eddies.core import DataError, RecipeError
+from eddies.tasks.cache import (
+    COMPLETE,
+    MANIFEST,
+    SPLITS,
+    ArrowCache,
+    cache_key,
+    check_limit,
+    check_split,
+    file_sha256,
+    source_path,
+)
 from eddies.tasks.mnist_rows import CACHE_FORMAT, MNISTRows
 
 
@@ -116,3 +127,44 @@ def test_the_in_memory_task_uses_the_same_split_names():
     assert [len(task.dataset(s)) for s in SPLITS] == [8, 4, 4]
     with pytest.raises(DataError, match="synthetic_regression: unknown split 'val'; splits are train, validation, test"):
         task.dataset("val")
+
+
+def test_the_build_publishes_a_checksum_of_every_file(tmp_path, source):
+    cache = ArrowCache.for_source(tmp_path, "demo", source, {})
+    cache.build(lambda: _splits(1))
+    sums = json.loads((cache.path / MANIFEST).read_text())["sha256"]
+    files = sorted(p for p in cache.path.rglob("*") if p.is_file() and p.name != MANIFEST)
+    assert sorted(sums) == sorted(p.relative_to(cache.path).as_posix() for p in files)
+    assert COMPLETE in sums and "train/state.json" in sums
+    assert all(sums[p.relative_to(cache.path).as_posix()] == file_sha256(p) for p in files)
+    cache.verify()
+    (cache.path / MANIFEST).unlink()
+    assert not cache.ready()  # an older eddies' cache: rebuilt by the next build
+    with pytest.raises(DataError, match="not built"):
+        cache.split("train")
+    cache.build(lambda: _splits(3))
+    assert cache.ready() and cache.split("train")["v"] == [3, 3]
+
+
+def test_limits_are_counts_of_known_splits():
+    assert check_limit("demo", None) == {}
+    assert check_limit("demo", {"train": 0, "test": np.int64(5)}) == {"train": 0, "test": 5}
+    assert type(check_limit("demo", {"test": np.int64(5)})["test"]) is int
+    for limit, message in [({"train": -1}, "got -1"), ({"train": True}, "got True"), ({"train": 2.0}, "got 2.0"),
+                           ({"trian": 1}, "unknown split 'trian'")]:
+        with pytest.raises(RecipeError, match=rf"^task\.limit\.{next(iter(limit))}: demo: .*{message}"):
+            check_limit("demo", limit)
+
+
+def test_rebuilding_an_old_cache_keeps_a_good_one_published_meanwhile(tmp_path, source):
+    cache = ArrowCache.for_source(tmp_path, "demo", source, {})
+    cache.build(lambda: _splits(1))
+    (cache.path / MANIFEST).unlink()  # as an eddies from before the checksums left it
+
+    def slow():
+        cache.build(lambda: _splits(2))  # another process rebuilds it while this one converts
+        return _splits(3)
+
+    cache.build(slow)
+    assert cache.split("train")["v"] == [2, 2]
+    assert [p.name for p in cache.path.parent.iterdir()] == [cache.path.name]

@@ -10,7 +10,7 @@ import pytest
 from eddies.tasks.mnist_rows import default_source
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "frmdn-mnist.md"
-MODULES = ["eddies.tasks.numpy_pickle", "eddies.tasks.logit_space", "eddies.tasks.counter_noise",
+MODULES = ["eddies.tasks.cache", "eddies.tasks.numpy_pickle", "eddies.tasks.logit_space", "eddies.tasks.counter_noise",
            "eddies.tasks.image_grid", "eddies.tasks.synthetic"]
 
 

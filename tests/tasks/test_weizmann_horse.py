@@ -333,3 +333,28 @@ def test_save_samples_writes_the_four_column_picture(tmp_path):
 def test_module_docstring_example_runs():
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
+
+
+@needs_data
+def test_trivial_baselines_of_the_benchmark_script():
+    """benchmarks/horse_baselines.py: all-background scores the background IoU alone (= pixel accuracy,
+    no false positives) and the mean mask is the thresholded training mean."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "horse_baselines.py"
+    spec = importlib.util.spec_from_file_location("horse_baselines", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    task = make(limit=LIMIT)
+    task.prepare()
+    train = items(task.dataset("train"))["mask"].double()
+    mean_mask = script.training_mean_mask(task)
+    assert torch.equal(mean_mask, (train.mean(0) >= 0.5).long()) and 0 < mean_mask.sum() < mean_mask.numel()
+    truth = items(task.dataset("test"))["mask"].double()
+    background = 1 - float(truth.mean())
+    metrics = task.evaluate(script.ConstantMask(torch.zeros_like(mean_mask)), DataLoader(task.dataset("test"), batch_size=2))
+    assert metrics["iou_foreground_pooled"] == 0 and metrics["pixel_accuracy"] == pytest.approx(background)
+    assert metrics["iou_class_mean_pooled"] == pytest.approx(background / 2) and math.isnan(metrics["nll_nats"])
+    metrics = task.evaluate(script.ConstantMask(mean_mask), DataLoader(task.dataset("test"), batch_size=2))
+    hit = (truth == mean_mask.double()).double().mean()
+    assert metrics["pixel_accuracy"] == pytest.approx(float(hit))

@@ -9,6 +9,10 @@ Two processes may build the same folder at once (two ranks, two sweep trials pre
 data cache): with ``replace=False`` the first rename wins and the later writer discards its own
 copy; with ``replace=True`` (checkpoints rewritten at the same step) the new folder replaces the
 old one. Used by the task caches (:mod:`eddies.tasks.cache`) and the engine's checkpoints.
+:func:`make_dir` creates a folder or says which path stands in the way, :func:`remove_dir`
+deletes a folder the same way round (renamed to a hidden name first, so a
+kill mid-deletion leaves no half-deleted folder under its name), and :func:`try_lock` takes the
+exclusive lock that keeps two runs out of one run directory.
 
 Example::
 
@@ -23,9 +27,13 @@ Example::
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import secrets
 import shutil
+import socket
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,7 +84,7 @@ def atomic_dir(final: Path | str, replace: bool = False) -> Iterator[Path]:
 
 
 def _publish(tmp: Path, final: Path, replace: bool) -> None:
-    if replace and final.exists():
+    if replace and final.exists():  # a kill between the renames leaves both as hidden .tmp-* folders
         trash = temporary_sibling(final)
         os.rename(final, trash)
         os.rename(tmp, final)
@@ -105,4 +113,94 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     fsync_path(path.parent)
 
 
-__all__ = ["atomic_dir", "atomic_write_bytes", "fsync_path", "fsync_tree", "temporary_sibling"]
+def obstacle(path: Path | str) -> Path | None:
+    """What keeps ``path`` from being a folder, or from holding a new file: ``path`` itself or its
+    nearest existing ancestor when that is not a folder (a file, ``/dev/null``, ...); else ``None``."""
+    path = Path(path)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    return existing if existing is not None and not existing.is_dir() else None
+
+
+def make_dir(folder: Path | str) -> Path:
+    """Create ``folder`` and its parents (nothing to do when it exists) and check it is writable.
+
+    The run directories and the data caches are made with it. A folder that cannot be used is an
+    ``OSError`` whose ``filename`` is the path at fault: ``NotADirectoryError`` when ``folder``
+    or one of its parents is a file (:func:`obstacle`; that file named, ``strerror`` "not a folder"),
+    ``PermissionError`` when it exists but this process may not write into it, else the
+    system's own error (a read-only file system, a place under ``/proc``, ...).
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        blocker = obstacle(folder)
+        if blocker is not None:
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(blocker)) from None
+        raise
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(errno.EACCES, "not writable", str(folder))
+    return folder
+
+
+def remove_dir(folder: Path | str, missing_ok: bool = False) -> None:
+    """Delete ``folder``: renamed to a hidden ``.tmp-deleted-<name>-*`` sibling first, then removed.
+
+    With ``missing_ok``, a folder that is not there (another process removed it first) is fine.
+    """
+    folder = Path(folder)
+    trash = folder.parent / f".tmp-deleted-{folder.name}-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        os.rename(folder, trash)
+    except FileNotFoundError:
+        if missing_ok:
+            return
+        raise
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def try_lock(path: Path | str) -> int | None:
+    """Take the exclusive lock of the file ``path`` (created if missing) without waiting.
+
+    Returns the open descriptor holding the lock (close it with :func:`unlock`), or ``None`` when
+    another process holds it; then :func:`lock_holder` says which. The lock is ``flock``'s: the
+    kernel releases it when the process ends, however it ends (kill -9 included), so a crashed
+    run never leaves a stale lock. The holder's pid and host are written into the file. On a
+    file system without locks the descriptor is returned unlocked, with a warning.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except OSError as err:
+        if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP):
+            os.close(fd)
+            raise
+        warnings.warn(f"{path}: this file system does not support locks, so nothing keeps another "
+                      "process out", RuntimeWarning, stacklevel=2)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def lock_holder(path: Path | str) -> str:
+    """Who holds the lock file ``path`` (``pid 123 on host``), as it wrote there; '' when unknown."""
+    try:
+        return Path(path).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def unlock(fd: int) -> None:
+    """Release a lock taken by :func:`try_lock` (the file stays, empty of meaning)."""
+    os.close(fd)
+
+
+__all__ = ["atomic_dir", "atomic_write_bytes", "fsync_path", "fsync_tree", "lock_holder", "make_dir",
+           "obstacle", "remove_dir", "temporary_sibling", "try_lock", "unlock"]

@@ -12,6 +12,15 @@ Override values are parsed as YAML scalars or flow collections (``a=[1, 2]``, ``
 list items are addressed by index (``model.flow.layers.0.hidden=64``). A key that is neither in
 the file nor a field of the component at that place is an error listing the closest keys.
 Interpolation (``${...}``) is deliberately not supported: a recipe is plain data.
+
+Hostile input is one short :class:`RecipeError`, never a traceback, a hang or silently wrong
+data (:func:`parse_yaml`, :func:`load_yaml`): a file that is not UTF-8 or is larger than
+:data:`MAX_RECIPE_BYTES`; a key given twice in one mapping (named with its dotted path and both
+lines); more than :data:`MAX_YAML_NODES` values or :data:`MAX_YAML_DEPTH` levels once aliases are
+expanded ("billion laughs", in a file or an override: refused on the node graph, in
+milliseconds); a recursive alias. After validation every number must be finite and every
+integer fit in 64 bits, anywhere in the tree (:func:`eddies.core.spec.number_problems`). Error
+texts quote user input shortened (:func:`eddies.core.errors.brief`).
 """
 
 from __future__ import annotations
@@ -27,9 +36,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 
-from eddies.core.errors import Problem, RecipeError, RegistryError, did_you_mean
+from eddies.core.errors import Problem, RecipeError, RegistryError, brief, did_you_mean, shorten
 from eddies.core.registry import get_registry
-from eddies.core.spec import Spec, SpecKind, SpecOf, join_path, validation_error
+from eddies.core.spec import (
+    Spec,
+    SpecKind,
+    SpecOf,
+    join_path,
+    merge_number_problems,
+    number_problems,
+    validation_error,
+)
 
 RECIPES_ENV = "EDDIES_RECIPES"
 
@@ -84,8 +101,8 @@ class TrainConfig(BaseModel):
     eval_every: int | None = Field(None, ge=1, description="steps between evaluations (default: each epoch)")
     log_every: int = Field(10, ge=1)
     checkpoint_every: int | None = Field(None, ge=1, description="steps between checkpoints (default: each epoch)")
-    num_workers: int = Field(0, ge=0)
-    threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's)")
+    num_workers: int = Field(0, ge=0, le=1024, description="data loader worker processes")
+    threads: int | None = Field(None, ge=1, le=1024, description="torch intra-op threads (default: torch's)")
     compile: bool = False
     keep_checkpoints: int = Field(3, ge=1, description="newest checkpoints kept (plus 'best')")
     samples: bool = Field(True, description="write the task's sample grid beside the checkpoints at the end")
@@ -98,7 +115,7 @@ class TrainConfig(BaseModel):
             mine, theirs = getattr(self.monitor, key), rule and getattr(rule, key)
             if mine is not None and theirs is not None and mine != theirs:
                 raise ValueError(
-                    f"early_stopping.{key}={theirs!r} differs from monitor.{key}={mine!r}: one metric selects "
+                    f"early_stopping.{key}={brief(theirs)} differs from monitor.{key}={brief(mine)}: one metric selects "
                     "the best checkpoint and stops the run; set it once, in train.monitor")
         return self
 
@@ -134,10 +151,17 @@ def recipes_dir(start: Path | None = None) -> Path:
 
 def find_recipe(name: str | os.PathLike[str], directory: Path | None = None) -> Path:
     """Resolve a recipe name (``recipes/NAME.yaml``) or a path; unknown names list close ones."""
+    try:
+        return _find_recipe(name, directory)
+    except OSError as err:  # a name too long for the file system, a folder we may not list, ...
+        raise RecipeError(f"cannot look up recipe {brief(str(name))}: {err.strerror or err}", "recipe") from None
+
+
+def _find_recipe(name: str | os.PathLike[str], directory: Path | None) -> Path:
     path = Path(name)
     if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
-            raise RecipeError(f"recipe file {str(path)!r} does not exist", "recipe")
+            raise RecipeError(f"recipe file {brief(str(path))} does not exist", "recipe")
         return path
     directory = directory or recipes_dir()
     candidate = directory / f"{name}.yaml"
@@ -145,44 +169,183 @@ def find_recipe(name: str | os.PathLike[str], directory: Path | None = None) -> 
         return candidate
     known = sorted(p.stem for p in directory.glob("*.yaml"))
     raise RecipeError(
-        f"unknown recipe {str(name)!r} (looked for {candidate}).{did_you_mean(str(name), known)} "
+        f"unknown recipe {brief(str(name))} (looked for {shorten(candidate, 200)}).{did_you_mean(str(name), known)} "
         f"Recipes in {directory}: {', '.join(known) or '(none)'}",
         "recipe",
     )
 
 
+MAX_RECIPE_BYTES = 2**18  # a recipe or sweep file larger than 256 KiB is refused unread (recipes: ~3 kB)
+MAX_YAML_NODES = 10_000  # values (keys included) of one document, aliases counted each time used (recipes: < 200)
+MAX_YAML_DEPTH = 64  # nesting levels of one document, aliases expanded
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, refusing more than :data:`MAX_YAML_NODES` nodes or :data:`MAX_YAML_DEPTH`
+    levels while it composes (before any Python object exists)."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.nodes = self.depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self.nodes, self.depth = self.nodes + 1, self.depth + 1
+        try:
+            if self.nodes > MAX_YAML_NODES or self.depth > MAX_YAML_DEPTH:
+                limit = (f"more than {MAX_YAML_NODES} values" if self.nodes > MAX_YAML_NODES
+                         else f"nested more than {MAX_YAML_DEPTH} levels deep")
+                raise yaml.MarkedYAMLError(problem=limit, problem_mark=self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def fetch_flow_collection_start(self, token_class: Any) -> None:
+        # bounded before composing: PyYAML's scanner is quadratic in the nesting of [ and {
+        if self.flow_level >= MAX_YAML_DEPTH:
+            raise yaml.scanner.ScannerError(problem=f"nested more than {MAX_YAML_DEPTH} levels deep",
+                                            problem_mark=self.get_mark())
+        super().fetch_flow_collection_start(token_class)
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except ValueError as err:  # int() of > 4300 digits, a timestamp like 2001-13-45, ...
+            problem = str(err).split(";")[0]  # not Python's advice to raise its digit limit
+            raise yaml.constructor.ConstructorError(problem=problem, problem_mark=node.start_mark) from None
+
+
+def _where(mark: Any) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def _yaml_message(err: yaml.YAMLError, text: str) -> str:
+    """One line saying what is wrong and where (PyYAML's own text spans several lines)."""
+    problem = getattr(err, "problem", None)
+    if isinstance(err, yaml.constructor.ConstructorError) and "constructor for the tag" in (problem or ""):
+        return (f"YAML tag refused: {shorten(problem, 200)}. Recipes are plain data and can only name "
+                "registered components, never Python objects or import paths")
+    if isinstance(err, yaml.reader.ReaderError):
+        line = text.count("\n", 0, err.position) + 1
+        return f"unacceptable character #x{err.character:04x} at line {line} ({err.reason})"
+    if isinstance(err, yaml.MarkedYAMLError):
+        context = err.context or ""
+        if problem and context:
+            problem = f"{problem} ({context})" if context.startswith("while") else f"{context}, {problem}"
+        mark = err.problem_mark or err.context_mark
+        return f"invalid YAML: {shorten(problem or context, 300)}" + (f" at {_where(mark)}" if mark else "")
+    return f"invalid YAML: {shorten(str(err).splitlines()[0] if str(err) else type(err).__name__, 300)}"
+
+
+def parse_yaml(text: str, path: str = "", source: str | None = None) -> Any:
+    """Parse one YAML document with the safe loader, within bounds; a :class:`RecipeError` otherwise.
+
+    Refused, each with the dotted key (below ``path``) or the line: Python-object tags; a key
+    given twice in one mapping (YAML would silently keep the last; ``<<`` merge keys may be
+    overridden); more than :data:`MAX_YAML_NODES` values or :data:`MAX_YAML_DEPTH` levels with
+    aliases expanded ("billion laughs": checked on the node graph, before anything is expanded);
+    a recursive alias. ``source`` names the file in the error.
+    """
+    loader = None
+    try:
+        loader = _Loader(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _measure(node, path, 0, {}, set())
+        return loader.construct_document(node)
+    except yaml.YAMLError as err:
+        raise RecipeError(_yaml_message(err, text), path, source) from None
+    except RecipeError as err:
+        raise RecipeError(err.message, err.path, source) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+def _measure(node: Any, path: str, depth: int, memo: dict[int, tuple[int, int]], active: set[int]) -> tuple[int, int]:
+    """``(values, height)`` of a composed YAML node with its aliases expanded, without expanding them.
+
+    Shared nodes (anchors) are measured once (``memo``); the walk stops as soon as a bound is
+    crossed, so a "billion laughs" document costs a few microseconds. Also refuses duplicate
+    keys (naming the key's dotted path and both lines) and an alias inside its own anchor.
+    """
+    if id(node) in active:
+        raise RecipeError("recursive YAML alias: a value cannot contain itself", path)
+    if id(node) not in memo:
+        if depth > MAX_YAML_DEPTH:
+            raise RecipeError(f"nested more than {MAX_YAML_DEPTH} levels deep (YAML aliases expanded)", path)
+        active.add(id(node))
+        children: list[tuple[str, Any]] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = [(join_path(path, i), item) for i, item in enumerate(node.value)]
+        elif isinstance(node, yaml.MappingNode):
+            first_line: dict[tuple[str, str], int] = {}
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else "?"
+                here = join_path(path, name)
+                if isinstance(key, yaml.ScalarNode) and key.tag != _MERGE:
+                    if (key.tag, key.value) in first_line:
+                        raise RecipeError(
+                            f"duplicate key {brief(name)} at {_where(key.start_mark)} (first at line "
+                            f"{first_line[key.tag, key.value]}); YAML would silently keep only the last value",
+                            here)
+                    first_line[key.tag, key.value] = key.start_mark.line + 1
+                children += [(here, key), (here, value)]
+        size, height = 1, 0
+        for child_path, child in children:
+            child_size, child_height = _measure(child, child_path, depth + 1, memo, active)
+            size, height = size + child_size, max(height, child_height + 1)
+            if size > MAX_YAML_NODES:
+                raise RecipeError(f"YAML aliases expand this to more than {MAX_YAML_NODES} values "
+                                  "(a recipe is small plain data; is this a \"billion laughs\" document?)", path)
+        active.discard(id(node))
+        memo[id(node)] = size, height
+    size, height = memo[id(node)]
+    if depth + height > MAX_YAML_DEPTH:
+        raise RecipeError(f"nested more than {MAX_YAML_DEPTH} levels deep (YAML aliases expanded)", path)
+    return size, height
+
+
 def load_yaml(path: Path | str) -> dict[str, Any]:
-    """Load a YAML mapping with the safe loader; Python-object tags are refused with the file named."""
+    """Load a recipe or sweep file: a YAML mapping, UTF-8, read with :func:`parse_yaml`'s bounds.
+
+    Every problem is one :class:`RecipeError` naming the file: unreadable, larger than
+    :data:`MAX_RECIPE_BYTES`, not UTF-8 (the line of the first bad byte), invalid YAML (line and
+    column), a refused tag, a duplicate key, too many values or levels, not a mapping.
+    """
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.constructor.ConstructorError as err:
-        raise RecipeError(
-            f"YAML tag refused: {err.problem}. Recipes are plain data and can only name "
-            "registered components, never Python objects or import paths", source=str(path),
-        ) from None
-    except yaml.YAMLError as err:
-        raise RecipeError(f"invalid YAML: {err}", source=str(path)) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise RecipeError(f"a recipe must be a mapping, got {type(data).__name__}", source=str(path))
-    return data
+        with path.open("rb") as handle:
+            data = handle.read(MAX_RECIPE_BYTES + 1)
+    except OSError as err:
+        raise RecipeError(f"cannot read the file: {err.strerror or err}", source=str(path)) from None
+    if len(data) > MAX_RECIPE_BYTES:
+        raise RecipeError(f"file larger than {MAX_RECIPE_BYTES} bytes; a recipe is a small text file",
+                          source=str(path))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise RecipeError(f"not UTF-8 text: byte 0x{data[err.start]:02x} at line {line} cannot be decoded; "
+                          "save the file as UTF-8", source=str(path)) from None
+    tree = parse_yaml(text, source=str(path))
+    if tree is None:
+        tree = {}
+    if not isinstance(tree, dict):
+        raise RecipeError(f"a recipe must be a mapping, got {type(tree).__name__}", source=str(path))
+    return tree
 
 
 def parse_override(arg: str) -> tuple[str, Any]:
-    """``"a.b.0.c=value"`` -> ("a.b.0.c", parsed YAML value)."""
+    """``"a.b.0.c=value"`` -> ("a.b.0.c", parsed YAML value), with :func:`parse_yaml`'s rules."""
     key, sep, raw = arg.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise RecipeError(f"override {arg!r} must look like key=value (e.g. train.epochs=2)")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.constructor.ConstructorError as err:
-        raise RecipeError(f"YAML tag refused in override: {err.problem}", key) from None
-    except yaml.YAMLError as err:
-        raise RecipeError(f"cannot parse override value {raw!r}: {err}", key) from None
-    return key, value
+        raise RecipeError(f"override {brief(arg)} must look like key=value (e.g. train.epochs=2)")
+    return key, parse_yaml(raw, key) if raw.strip() else None
 
 
 def set_dotted(
@@ -204,7 +367,7 @@ def set_dotted(
         last = depth == len(parts) - 1
         if isinstance(node, list):
             if not part.lstrip("-").isdigit():
-                raise RecipeError(f"{part!r} is not a list index (list has {len(node)} items)", join_path(*resolved, part))
+                raise RecipeError(f"{brief(part)} is not a list index (list has {len(node)} items)", join_path(*resolved, part))
             key: Any = int(part)
             if not -len(node) <= key < len(node):
                 raise RecipeError(f"index {key} out of range (list has {len(node)} items)", join_path(*resolved, part))
@@ -216,7 +379,7 @@ def set_dotted(
                 node[part] = {} if fill is None else fill(node, part, tuple(resolved))
         else:
             raise RecipeError(
-                f"cannot set {'.'.join(parts)!r}: {'.'.join(resolved)!r} holds a {type(node).__name__}, "
+                f"cannot set {brief('.'.join(parts))}: {brief('.'.join(resolved))} holds a {type(node).__name__}, "
                 "not a mapping or list", join_path(*resolved, part))
         if last:
             node[key] = value
@@ -226,7 +389,7 @@ def set_dotted(
 
 def override_origin(word: str, label: str = "command-line override") -> str:
     """How an error caused by an override names it: ``the command-line override train.epochs=abc``."""
-    return f"the {label} {word}"
+    return f"the {label} {shorten(word, 120)}"
 
 
 def apply_overrides(
@@ -247,7 +410,7 @@ def apply_overrides(
         fields = _fields_of(node, _schema_at(tree, path[:-1]))
         if part not in fields:
             allowed = sorted(set(node) | set(fields))
-            raise RecipeError(f"unknown key {part!r}.{did_you_mean(part, allowed)} Existing keys: "
+            raise RecipeError(f"unknown key {brief(part)}.{did_you_mean(part, allowed)} Existing keys: "
                               f"{', '.join(allowed)}", ".".join(path))
         return _default_tree(fields[part])
 
@@ -321,13 +484,21 @@ def validate_recipe(
 ) -> Recipe:
     """Validate a whole recipe tree; one :class:`RecipeError` with dotted paths on failure.
 
+    Besides the schema, every number must be finite and every integer fit in 64 bits
+    (:func:`eddies.core.spec.number_problems`), wherever it is (``eval`` options included).
+
     ``overrides`` are the ``key=value`` words already applied to ``tree``: a problem at or below
     a key one of them set is reported as coming from that override, not from ``source``.
     """
     try:
-        return Recipe.model_validate(dict(tree))
-    except ValidationError as err:
-        problem = validation_error(err, Recipe, "", source)
+        recipe = Recipe.model_validate(dict(tree))
+    except ValidationError as err:  # with the non-finite numbers elsewhere, so all come at once
+        problems = merge_number_problems(number_problems(tree),
+                                         validation_error(err, Recipe, "", source).problems)
+    else:
+        problems = number_problems(recipe)
+        if not problems:
+            return recipe
     set_by = _override_paths(tree, overrides)
 
     def origin(path: str) -> str | None:
@@ -339,7 +510,7 @@ def validate_recipe(
             return " and ".join([*(override_origin(w, label) for w in below), *([source] if source else [])])
         return None
 
-    first, *rest = problem.problems
+    first, *rest = problems
     raise RecipeError(first.message, first.path, source, origin(first.path),
                       [Problem(p.path, p.message, origin(p.path)) for p in rest]) from None
 
@@ -397,7 +568,7 @@ def split_cli(argv: list[str]) -> tuple[dict[str, str], list[str]]:
     for word in argv:
         key, sep, value = word.partition("=")
         if not sep:
-            raise RecipeError(f"argument {word!r} must look like key=value")
+            raise RecipeError(f"argument {brief(word)} must look like key=value")
         if "." in key:
             overrides.append(word)
         else:
@@ -406,7 +577,7 @@ def split_cli(argv: list[str]) -> tuple[dict[str, str], list[str]]:
 
 
 __all__ = [
-    "EarlyStopping", "Monitor", "Recipe", "Spec", "TrainConfig", "apply_overrides", "find_recipe",
-    "load_recipe", "load_yaml", "override_origin", "parse_override", "recipe_tree", "recipes_dir",
-    "set_dotted", "split_cli", "validate_recipe",
+    "MAX_RECIPE_BYTES", "MAX_YAML_DEPTH", "MAX_YAML_NODES", "EarlyStopping", "Monitor", "Recipe", "Spec",
+    "TrainConfig", "apply_overrides", "find_recipe", "load_recipe", "load_yaml", "override_origin",
+    "parse_override", "parse_yaml", "recipe_tree", "recipes_dir", "set_dotted", "split_cli", "validate_recipe",
 ]

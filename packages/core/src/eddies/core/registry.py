@@ -15,10 +15,14 @@ pydantic config model (``extra="forbid"``) and a one-line summary::
 
 Lookup takes ``name`` (the latest version) or ``name@N``. Third-party packages register through
 the entry-point group ``eddies.<kind>`` whose value is a module to import; discovery is lazy (on
-the first lookup or listing of that kind), a plug-in that fails to import is reported by a
-warning naming its distribution, and ``EDDIES_DISABLE_PLUGINS=1`` skips third-party plug-ins
-(eddies' own distributions always load). Every entry records the distribution and version that
-provided it, so a checkpoint can say exactly which components built it.
+the first lookup or listing of that kind; eddies' own distributions load first), and
+``EDDIES_DISABLE_PLUGINS=1`` skips third-party plug-ins (eddies' own distributions always load).
+A plug-in that raises anything (``sys.exit`` included) while it is imported makes every lookup of
+its kind a :class:`~eddies.core.errors.PluginError` naming its distribution and entry point.
+Every entry records the distribution and version that provided it, so a checkpoint can say
+exactly which components built it. Replacing another distribution's ``name@version`` with
+``override=True`` warns naming both distributions, and the entry keeps the replaced one in
+``overrides`` (``apps/components.py list`` shows it).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Any
 
@@ -37,9 +41,12 @@ from pydantic import BaseModel, ConfigDict
 
 from eddies.core.errors import (
     DuplicateComponentError,
+    PluginError,
     UnknownComponentError,
     UnknownVersionError,
+    brief,
     did_you_mean,
+    shorten,
 )
 
 KINDS = ("flows", "conditioners", "priors", "models", "tasks", "optimizers", "schedulers")
@@ -69,6 +76,12 @@ class Entry:
     distribution: str | None = None
     distribution_version: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    overrides: str | None = None  # "<distribution> <version>" of the entry this one replaced
+
+    @property
+    def source(self) -> str:
+        """``"<distribution> <version>"``, or ``"(local)"`` for a component no distribution provides."""
+        return f"{self.distribution} {self.distribution_version}" if self.distribution else "(local)"
 
     @property
     def ref(self) -> str:
@@ -92,7 +105,7 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     if not sep:
         return name, None
     if not version.isdigit():
-        raise UnknownVersionError(f"version in {ref!r} must be an integer, as in '{name}@1'")
+        raise UnknownVersionError(f"version in {brief(ref)} must be an integer, as in '{shorten(name)}@1'")
     return name, int(version)
 
 
@@ -104,6 +117,7 @@ class Registry:
         self._entries: dict[str, dict[int, Entry]] = {}
         self._discovered = False
         self._loading: tuple[str, str] | None = None  # (distribution, version) during discovery
+        self._broken: list[str] = []  # plug-ins that failed to import, as PluginError messages
 
     # registration -------------------------------------------------------------------------
     def register(
@@ -126,17 +140,25 @@ class Registry:
             raise TypeError(f"config of {self.kind}/{name} must forbid extra fields (ComponentConfig)")
 
         def decorator(target: Callable[..., Any]) -> Callable[..., Any]:
+            if override and not self._discovered:
+                self._discover()  # what it replaces is registered first, whatever the import order
             versions = self._entries.setdefault(name, {})
-            if version in versions and not override:
-                old = versions[version]
+            old = versions.get(version)
+            if old is not None and not override:
                 raise DuplicateComponentError(
                     f"{self.kind}/{name}@{version} is already registered by "
                     f"{old.distribution or old.target.__module__}; pass override=True to replace it"
                 )
             dist, dist_version = self._loading or _distribution_of(target)
-            versions[version] = Entry(
-                self.kind, name, version, target, config, summary.strip(), dist, dist_version, meta
-            )
+            entry = Entry(self.kind, name, version, target, config, summary.strip(), dist, dist_version, meta)
+            if old is not None and old.distribution != dist:
+                entry = replace(entry, overrides=old.source)
+                warnings.warn(
+                    f"eddies: {entry.source} overrides {self.kind}/{name}@{version} of {old.source}; "
+                    f"recipes and checkpoints naming {name}@{version} now get {entry.source}'s component",
+                    RuntimeWarning, stacklevel=2,
+                )
+            versions[version] = entry
             return target
 
         return decorator
@@ -169,7 +191,7 @@ class Registry:
         if not versions:
             names = sorted(self._entries)
             raise UnknownComponentError(
-                f"unknown {self.kind} component {name!r}.{did_you_mean(name, names)} Registered {self.kind}: "
+                f"unknown {self.kind} component {brief(name)}.{did_you_mean(name, names)} Registered {self.kind}: "
                 f"{', '.join(names) if names else '(none)'}"
             )
         if version is None:
@@ -177,7 +199,7 @@ class Registry:
         if version not in versions:
             have = ", ".join(f"{name}@{v}" for v in sorted(versions))
             raise UnknownVersionError(
-                f"{self.kind} component {name!r} has no version {version}; registered versions: {have}"
+                f"{self.kind} component {brief(name)} has no version {version}; registered versions: {have}"
             )
         return versions[version]
 
@@ -199,28 +221,36 @@ class Registry:
 
     # discovery ----------------------------------------------------------------------------
     def _discover(self) -> None:
-        if self._discovered:
-            return
-        self._discovered = True
+        if not self._discovered:
+            self._discovered = True
+            self._load_entry_points()
+        if self._broken:
+            raise PluginError("; ".join(self._broken))
+
+    def _load_entry_points(self) -> None:
+        """Import every module of group ``eddies.<kind>``, eddies' own first; record the ones that fail."""
         disabled = os.environ.get("EDDIES_DISABLE_PLUGINS", "").strip() not in ("", "0", "false")
-        for ep in metadata.entry_points(group=f"eddies.{self.kind}"):
+        group = f"eddies.{self.kind}"
+        for ep in sorted(metadata.entry_points(group=group), key=_third_party):
             dist = ep.dist.name if ep.dist is not None else None
-            dist_version = ep.dist.version if ep.dist is not None else None
-            if disabled and _canonical(dist) not in FIRST_PARTY:
+            if disabled and _third_party(ep):
                 continue
-            self._loading = (dist, dist_version)
+            self._loading = (dist, ep.dist.version if ep.dist is not None else None)
             try:
                 ep.load()
-            except Exception as err:  # a broken plug-in must not take the others down
-                warnings.warn(
-                    f"eddies: plug-in {ep.name!r} ({ep.value}) of distribution "
-                    f"{dist or 'unknown'} failed to import for {self.kind}: "
-                    f"{type(err).__name__}: {err}",
-                    RuntimeWarning,
-                    stacklevel=2,
+            except (Exception, SystemExit) as err:  # sys.exit in a plug-in must not end the program silently
+                reason = shorten(" ".join(str(err).split()), 200)  # on one line, bounded
+                self._broken.append(
+                    f"plug-in {ep.name} = {ep.value} of distribution {dist or 'unknown'} (entry point group "
+                    f"{group}) failed while being imported: {type(err).__name__}: {reason}. Fix or "
+                    f"uninstall {dist or 'it'}" + (", or set EDDIES_DISABLE_PLUGINS=1" if _third_party(ep) else "")
                 )
             finally:
                 self._loading = None
+
+
+def _third_party(ep: metadata.EntryPoint) -> bool:
+    return _canonical(ep.dist.name if ep.dist is not None else None) not in FIRST_PARTY
 
 
 def _canonical(dist: str | None) -> str | None:

@@ -16,7 +16,8 @@ string is shorthand for ``{type: string}``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any
@@ -24,7 +25,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, PlainSerializer, PlainValidator, ValidationError, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from eddies.core.errors import Problem, RecipeError, RegistryError, did_you_mean
+from eddies.core.errors import Problem, RecipeError, RegistryError, brief, did_you_mean
 from eddies.core.registry import Entry, get_registry
 
 
@@ -140,6 +141,43 @@ def join_path(*parts: Any) -> str:
     return ".".join(str(p) for p in parts if p not in ("", None))
 
 
+MAX_NAME = 100  # characters of a component name (``type``) looked up in the registry
+INT_RANGE = (-(2**63), 2**63 - 1)  # torch's integers are 64-bit: every integer setting must fit
+
+
+def number_problems(value: Any, path: str = "") -> list[Problem]:
+    """A :class:`Problem` for every non-finite float and every integer outside :data:`INT_RANGE`.
+
+    Walks a tree (plain data, pydantic models, :class:`Spec` configs, lists, mappings); each
+    problem has the value's full dotted path. On a validated tree the values pydantic converted
+    count too (``lr: "inf"`` is the float ``inf`` by then). A non-finite setting trains nothing
+    useful (``nan`` passes no comparison), and an integer torch cannot hold fails deep inside it
+    (``seed``, sizes). A float's message starts as pydantic's does for a field refusing ``inf``.
+    """
+    if isinstance(value, Spec):
+        return number_problems(value.config, path)
+    if isinstance(value, BaseModel):
+        return [p for name in type(value).model_fields
+                for p in number_problems(getattr(value, name), join_path(path, name))]
+    if isinstance(value, Mapping):
+        return [p for key, item in value.items() for p in number_problems(item, join_path(path, key))]
+    if isinstance(value, list | tuple):
+        return [p for i, item in enumerate(value) for p in number_problems(item, join_path(path, i))]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [Problem(path, f"Input should be a finite number, not {value}")]
+    if isinstance(value, int) and not isinstance(value, bool) and not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        return [Problem(path, f"integer of {value.bit_length()} bits is out of range: torch takes 64-bit "
+                              "integers, from -2**63 to 2**63 - 1")]
+    return []
+
+
+def merge_number_problems(found: Sequence[Problem], problems: Sequence[Problem]) -> list[Problem]:
+    """``found`` (:func:`number_problems` of the raw tree) and the schema's ``problems`` at other
+    paths (a ``nan`` also fails ``gt=0``: the clearer problem replaces that one)."""
+    paths = {p.path for p in found}
+    return [*found, *(p for p in problems if p.path not in paths)]
+
+
 def validation_error(
     err: ValidationError, model: type[BaseModel], path: str = "", source: str | None = None
 ) -> RecipeError:
@@ -177,7 +215,7 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
 
 
 def _unknown_key_message(key: str, allowed: list[str]) -> str:
-    return f"unknown key {key!r}.{did_you_mean(key, allowed)} Allowed keys: {', '.join(allowed) or '(none)'}"
+    return f"unknown key {brief(key)}.{did_you_mean(key, allowed)} Allowed keys: {', '.join(allowed) or '(none)'}"
 
 
 def validate_spec(spec: Any, kind: str, path: str = "", source: str | None = None) -> Spec:
@@ -188,7 +226,7 @@ def validate_spec(spec: Any, kind: str, path: str = "", source: str | None = Non
         spec = {"type": spec}
     if not isinstance(spec, Mapping):
         raise RecipeError(
-            f"expected a {kind} spec (a mapping with 'type'), got {type(spec).__name__} {spec!r}",
+            f"expected a {kind} spec (a mapping with 'type'), got {type(spec).__name__} {brief(spec)}",
             path, source,
         )
     if "type" not in spec:
@@ -196,16 +234,26 @@ def validate_spec(spec: Any, kind: str, path: str = "", source: str | None = Non
             f"{kind} spec has no 'type'; registered {kind}: {', '.join(get_registry(kind).names())}",
             path, source,
         )
+    ref = str(spec["type"])
+    if len(ref) > MAX_NAME:  # the registry's error would quote it whole
+        raise RecipeError(f"{kind} component name {brief(ref)} is longer than {MAX_NAME} characters: not "
+                          f"a registered name; registered {kind}: {', '.join(get_registry(kind).names())}",
+                          join_path(path, "type"), source)
     try:
-        entry = get_registry(kind).get(str(spec["type"]))
+        entry = get_registry(kind).get(ref)
     except RegistryError as err:
         raise RecipeError(str(err), join_path(path, "type"), source) from None
     fields = {k: v for k, v in spec.items() if k != "type"}
     try:
         config = entry.config.model_validate(fields)
     except ValidationError as err:
-        raise validation_error(err, entry.config, path, source) from None
-    return Spec(kind, entry, config)
+        problems = merge_number_problems(number_problems(fields, path),
+                                         validation_error(err, entry.config, path, source).problems)
+    else:
+        problems = number_problems(config, path)
+        if not problems:
+            return Spec(kind, entry, config)
+    raise RecipeError(problems[0].message, problems[0].path, source, further=problems[1:])
 
 
 def build(spec: Any, kind: str | None = None, **runtime: Any) -> Any:

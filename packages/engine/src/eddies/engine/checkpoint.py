@@ -8,16 +8,23 @@ Layout of one checkpoint (``<run_dir>/checkpoints/step-000123/``)::
     state.json              the validated recipe (versions pinned), step/epoch, trainer counters,
                             the JSON skeletons of optimizer/scheduler/RNG states
                             (:mod:`eddies.engine.serialization`), every component's
-                            kind/name@version/distribution/version, library versions, and the
-                            SHA-256 of the three safetensors files
+                            kind/name@version/distribution/version, library versions, the
+                            SHA-256 of the three safetensors files, and ``sha256``: the SHA-256
+                            of its own other entries (:func:`state_digest`)
 
 ``<run_dir>/checkpoints/latest`` and ``best`` are one-line text files naming a checkpoint folder.
 
 Atomicity (:mod:`eddies.core.files`): a checkpoint is written into a hidden temporary folder
 (files fsynced), then renamed to its final name in one ``os.rename``; the pointer files are
 replaced with ``os.replace``. A process killed at any moment leaves either the previous complete
-checkpoint or the new complete one, never a half-written folder under a visible name. Reading checks the hashes, so a corrupted
-or truncated file is a :class:`~eddies.core.errors.CheckpointError` naming the file.
+checkpoint or the new complete one, never a half-written folder under a visible name; what a
+kill leaves behind is hidden ``.tmp-*`` folders, which :func:`clean_leftovers` removes. Reading
+checks the hashes (of the tensor files and of ``state.json`` itself), so a corrupted, truncated
+or edited file is a :class:`~eddies.core.errors.CheckpointError` naming the file.
+
+A checkpoint records where each component came from; loading it when a component is now
+provided by another distribution (a plug-in overriding a first-party name) is a
+``CheckpointError`` unless ``allow_other_distribution=True`` (:func:`check_components`).
 
 Example::
 
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -42,12 +50,12 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
 from eddies.core.errors import CheckpointError, EddiesError, RegistryError
-from eddies.core.files import atomic_dir, atomic_write_bytes
+from eddies.core.files import atomic_dir, atomic_write_bytes, remove_dir
 from eddies.core.recipe import Recipe, validate_recipe
 from eddies.core.registry import Entry, get_registry
 from eddies.core.task import Task
 
-FORMAT = 1
+FORMAT = 2  # 2: state.json carries its own SHA-256; format 1 (without it) is still read, with a warning
 FILES = ("model.safetensors", "optimizer.safetensors", "rng.safetensors")
 POINTERS = ("latest", "best")
 LIBRARIES = ("eddies-core", "eddies-flows", "eddies-conditioners", "eddies-priors", "eddies-tasks",
@@ -110,9 +118,16 @@ def save_checkpoint(
             )
             (tmp / filename).write_bytes(data)
             hashes[filename] = hashlib.sha256(data).hexdigest()
-        meta = {"format": FORMAT, **state, "files": hashes}
+        meta = json.loads(json.dumps({"format": FORMAT, **state, "files": hashes}))  # as it will be read
+        meta["sha256"] = state_digest(meta)
         (tmp / "state.json").write_text(json.dumps(meta, indent=1))
     return final
+
+
+def state_digest(state: dict[str, Any]) -> str:
+    """SHA-256 of ``state`` without its ``sha256`` entry, as canonical JSON (sorted keys, no spaces)."""
+    body = {k: v for k, v in state.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def write_pointer(folder: Path, pointer: str, target: str) -> None:
@@ -120,13 +135,47 @@ def write_pointer(folder: Path, pointer: str, target: str) -> None:
     atomic_write_bytes(folder / pointer, (target + "\n").encode())
 
 
-def prune(folder: Path, keep: int) -> None:
-    """Delete all but the ``keep`` newest checkpoints, never one a pointer names."""
-    protected = {read_pointer(folder, p) for p in POINTERS}
+def prune(folder: Path, keep: int, protect: tuple[str, ...] = ()) -> None:
+    """Delete all but the ``keep`` newest checkpoints, never one a pointer or ``protect`` names.
+
+    Each is renamed to a hidden ``.tmp-*`` name before it is deleted (a kill mid-deletion leaves
+    no half-deleted checkpoint under a visible name).
+    """
+    protected = {read_pointer(folder, p) for p in POINTERS} | set(protect)
     steps = sorted(p for p in folder.glob("step-*") if p.is_dir())
     for old in steps[: max(0, len(steps) - keep)]:
         if old.name not in protected:
-            shutil.rmtree(old, ignore_errors=True)
+            remove_dir(old)
+
+
+_LEFTOVER = re.compile(r"\.tmp-(step-\d+)-\d+-[0-9a-f]+")
+
+
+def clean_leftovers(folder: Path) -> list[str]:
+    """Remove what killed writes left in a checkpoints folder; return the names removed.
+
+    Those are hidden ``.tmp-*`` entries: checkpoints being written, replaced or deleted
+    (``.tmp-deleted-*``), pointers being replaced. One case is kept: when a ``.tmp-step-N-*``
+    folder holds a complete, verified checkpoint and ``step-N`` is missing (a kill between the
+    two renames that replace a checkpoint), it is renamed back to ``step-N``.
+    """
+    removed = []
+    for leftover in sorted(folder.glob(".tmp-*")):
+        match = _LEFTOVER.fullmatch(leftover.name)
+        if match and leftover.is_dir() and not (folder / match[1]).exists():
+            try:
+                read_checkpoint(leftover)
+            except CheckpointError:
+                pass
+            else:
+                leftover.rename(folder / match[1])
+                continue
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        removed.append(leftover.name)
+    return removed
 
 
 # reading -----------------------------------------------------------------------------------
@@ -167,11 +216,18 @@ def read_state(path: Path | str) -> tuple[Path, dict[str, Any]]:
         raise CheckpointError(f"checkpoint {path} has no state.json (incomplete or not a checkpoint)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"checkpoint {path}: state.json is corrupted ({err})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if not isinstance(state, dict) or state.get("format") not in (1, FORMAT):
         raise CheckpointError(
             f"checkpoint {path}: state.json has format {state.get('format') if isinstance(state, dict) else None!r}, "
-            f"this eddies-engine reads format {FORMAT}"
+            f"this eddies-engine reads formats 1 and {FORMAT}"
         )
+    if state["format"] == 1:
+        warnings.warn(f"checkpoint {path} has format 1: its state.json carries no checksum, so edits "
+                      "to it cannot be detected", RuntimeWarning, stacklevel=2)
+    elif state.get("sha256") != state_digest(state):
+        raise CheckpointError(
+            f"checkpoint file {path / 'state.json'} is corrupted: its content does not match the SHA-256 "
+            "it records (modified after it was written)")
     return path, state
 
 
@@ -198,14 +254,16 @@ def read_checkpoint(path: Path | str) -> Checkpoint:
     return Checkpoint(path, state, *tensors)
 
 
-def check_components(state: dict[str, Any], where: Path) -> None:
+def check_components(state: dict[str, Any], where: Path, allow_other_distribution: bool = False) -> None:
     """Every component the checkpoint names must be registered in the same version.
 
-    A missing component or version is a :class:`CheckpointError` listing all of them; a
-    component provided by another distribution version only warns (same name@version promises
-    the same parameters and behaviour).
+    A missing component or version is a :class:`CheckpointError` listing all of them. A
+    component now provided by another distribution than the one recorded (a plug-in registered
+    the name with ``override=True``) is a ``CheckpointError`` too, naming both, unless
+    ``allow_other_distribution`` (then it warns). Another version of the same distribution only
+    warns (same name@version promises the same parameters and behaviour).
     """
-    problems, drift = [], []
+    problems, other, drift = [], [], []
     for item in state.get("components", []):
         ref = f"{item['kind']}/{item['name']}@{item['version']}"
         try:
@@ -214,22 +272,37 @@ def check_components(state: dict[str, Any], where: Path) -> None:
             origin = f" (saved from {item.get('distribution')} {item.get('distribution_version')})"
             problems.append(f"{ref}{origin}: {err}")
             continue
-        if entry.distribution_version != item.get("distribution_version"):
+        if entry.distribution != item.get("distribution"):
+            other.append(f"{ref} was saved from {_origin(item.get('distribution'), item.get('distribution_version'))}, "
+                         f"but is now provided by {_origin(entry.distribution, entry.distribution_version)}")
+        elif entry.distribution_version != item.get("distribution_version"):
             drift.append(f"{ref} saved with {item.get('distribution')} {item.get('distribution_version')}, "
                          f"now {entry.distribution} {entry.distribution_version}")
     if problems:
-        raise CheckpointError(
-            f"checkpoint {where} was built from components that are not available:\n  "
-            + "\n  ".join(problems)
-            + "\nInstall the distributions recorded in its state.json (\"components\")."
+        raise CheckpointError(  # one line, as the command line's one error line
+            f"checkpoint {where} was built from components that are not available: "
+            + "; ".join(problems)
+            + ". Install the distributions recorded in its state.json (\"components\")"
         )
+    if other and not allow_other_distribution:  # one line: the command line prints it as its one error
+        raise CheckpointError(
+            f"checkpoint {where} was built from components that another distribution now provides: "
+            + "; ".join(other)
+            + ". The model may not be the one that was trained; pass allow_other_distribution=True "
+            "(allow_other_distribution=true on the command line) to load it anyway"
+        )
+    drift += other
     if drift:
         warnings.warn(f"checkpoint {where}: " + "; ".join(drift), RuntimeWarning, stacklevel=3)
 
 
-def checkpoint_recipe(state: dict[str, Any], where: Path) -> Recipe:
-    """The validated recipe stored in a checkpoint (its components checked first)."""
-    check_components(state, where)
+def _origin(distribution: str | None, version: str | None) -> str:
+    return f"{distribution} {version}" if distribution else "code outside any installed distribution"
+
+
+def checkpoint_recipe(state: dict[str, Any], where: Path, allow_other_distribution: bool = False) -> Recipe:
+    """The validated recipe stored in a checkpoint (its components checked first, :func:`check_components`)."""
+    check_components(state, where, allow_other_distribution)
     try:
         return validate_recipe(state["recipe"], source=str(where / "state.json"))
     except (EddiesError, KeyError) as err:
@@ -237,15 +310,17 @@ def checkpoint_recipe(state: dict[str, Any], where: Path) -> Recipe:
 
 
 def load_checkpoint(
-    path: Path | str, data_dir: Path | str | None = None, map_location: str | torch.device = "cpu"
+    path: Path | str, data_dir: Path | str | None = None, map_location: str | torch.device = "cpu",
+    allow_other_distribution: bool = False,
 ) -> tuple[Recipe, torch.nn.Module, Task, dict[str, Any]]:
     """Rebuild ``(recipe, model, task, state)`` from a checkpoint; the model is in eval mode.
 
     The task is built (with ``data_dir``) but not prepared; the model is built from the task's
-    data spec and gets the saved weights (strictly: every key must match).
+    data spec and gets the saved weights (strictly: every key must match). A component now
+    provided by another distribution is an error unless ``allow_other_distribution``.
     """
     ckpt = read_checkpoint(path)
-    recipe = checkpoint_recipe(ckpt.state, ckpt.path)
+    recipe = checkpoint_recipe(ckpt.state, ckpt.path, allow_other_distribution)
     task = recipe.task.build(data_dir=data_dir)
     model = recipe.model.build(data=task.data_spec())
     load_weights(model, ckpt)

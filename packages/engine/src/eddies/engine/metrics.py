@@ -7,7 +7,10 @@ across processes, ``lr``, ``grad_norm``, ``samples_per_s``, ``nonfinite`` skippe
 :func:`plot_curves` draws both into ``<run_dir>/curves.png`` (matplotlib, Agg backend; labelled
 y-axes, the loss panel's range from the first evaluation on). When a run
 resumes, records after the checkpoint's step are dropped first (:meth:`MetricsLog.truncate`), so
-the files of a resumed run equal those of an uninterrupted one.
+the files of a resumed run equal those of an uninterrupted one. The trainer appends a step's
+records, and fsyncs them (:meth:`MetricsLog.sync`), before it writes that step's checkpoint, so
+a checkpoint on disk implies its records are too (a kill in between loses nothing: the resumed
+run drops and recomputes them); a line cut short by a kill is skipped when reading.
 
 Example::
 
@@ -26,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+
+from eddies.core.files import atomic_write_bytes, fsync_path
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -62,12 +67,16 @@ class MetricsLog:
         return records
 
     def truncate(self, step: int) -> None:
-        """Keep only records up to ``step`` (atomically rewritten)."""
+        """Keep only records up to ``step`` (atomically rewritten; cut-short lines dropped)."""
         for kind in KINDS:
             kept = [r for r in self.read(kind) if r.get("step", 0) <= step]
-            tmp = self.path(kind).with_suffix(".tmp")
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-            os.replace(tmp, self.path(kind))
+            atomic_write_bytes(self.path(kind), "".join(json.dumps(r) + "\n" for r in kept).encode())
+
+    def sync(self) -> None:
+        """fsync both files, so that what was appended survives a crash of the machine too."""
+        for kind in KINDS:
+            if self.path(kind).is_file():
+                fsync_path(self.path(kind))
 
 
 YLABELS = {"loss": "loss (mean per sample)", "lr": "learning rate"}

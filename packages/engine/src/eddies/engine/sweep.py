@@ -36,9 +36,11 @@ i.e. per epoch by default); its rungs are ``grace_period * reduction_factor**k``
 A trial that survives every rung runs to the recipe's end, so set ``max_t`` to the evaluations
 of a full trial.
 
-:func:`load_sweep` validates the file and :func:`check_space` checks every value the space can
-produce against the recipe (the key exists, the value fits the component's config), so a bad
-sweep fails before Ray starts, with the key named::
+:func:`load_sweep` validates the file (read as recipes are: :func:`eddies.core.recipe.load_yaml`;
+every number finite and every integer within 64 bits, bounds, values and fixed keys alike) and
+:func:`check_space` checks every value the space can produce against the recipe (the key exists,
+the value fits the component's config), so a bad sweep fails before Ray starts, with the key
+named (every problem of a multi-error report with its full path)::
 
     >>> sweep = validate_sweep({"space": {"train.optimizer.lr": {"type": "loguniform",
     ...                                                          "low": 1e-4, "high": 1e-2}}})
@@ -65,7 +67,7 @@ from pydantic import (
     model_validator,
 )
 
-from eddies.core.errors import Problem, RecipeError, did_you_mean
+from eddies.core.errors import Problem, RecipeError, brief, did_you_mean
 from eddies.core.recipe import (
     Recipe,
     apply_overrides,
@@ -77,12 +79,13 @@ from eddies.core.recipe import (
     set_dotted,
     validate_recipe,
 )
+from eddies.core.spec import merge_number_problems, number_problems
 
 SWEEP_VALUE = "sweep value"  # how a recipe error names a key the sweep set (fixed or space)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # bounds, q, cpu, ...: finite
 
 
 class Choice(_Strict):
@@ -103,6 +106,8 @@ class _Range(_Strict):
     def _ordered(self):
         if not self.low < self.high:
             raise ValueError(f"low ({self.low}) must be smaller than high ({self.high})")
+        if not math.isfinite(self.high - self.low):
+            raise ValueError(f"the range from {self.low} to {self.high} is wider than a float can hold")
         return self
 
 
@@ -167,7 +172,7 @@ class FIFO(_Strict):
 
 
 class Resources(_Strict):
-    cpu: float = Field(1.0, gt=0, description="CPUs per trial (also its torch threads)")
+    cpu: float = Field(1.0, gt=0, le=1024, description="CPUs per trial (also its torch threads, at most 1024)")
     gpu: float = Field(0.0, ge=0, description="GPUs per trial (fractions share a GPU)")
 
 
@@ -188,7 +193,8 @@ class Sweep(_Strict):
     scheduler: Annotated[ASHA | FIFO, Field(discriminator="type")] = FIFO(type="fifo")
     resources: Resources = Resources()
     storage: str | None = Field(None, description="absolute path of Ray's results (default: <run dir>/ray)")
-    seed: int | None = Field(0, description="seed of the random search (None: not reproducible)")
+    seed: int | None = Field(0, ge=0, le=2**32 - 1, description="seed of the random search (numpy's: "
+                             "0 to 2**32 - 1; None: not reproducible)")
     max_failures: int = Field(0, ge=0, description="retries of a failed trial, from its last checkpoint")
     # error path (space[KEY], fixed[KEY], ...) -> the command-line override that set it (load_sweep)
     _set_by: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -197,7 +203,7 @@ class Sweep(_Strict):
     @classmethod
     def _absolute_storage(cls, value: str | None) -> str | None:
         if value is not None and not os.path.isabs(os.path.expanduser(value)):
-            raise ValueError(f"storage must be an absolute path, got {value!r}")
+            raise ValueError(f"storage must be an absolute path, got {brief(value)}")
         return value
 
     def to_dict(self) -> dict[str, Any]:
@@ -213,6 +219,9 @@ def validate_sweep(tree: Mapping[str, Any], source: str | None = None, overrides
                    prefix: str = "") -> Sweep:
     """Validate a sweep mapping; one :class:`RecipeError` naming the key on failure.
 
+    Every number must be finite and every integer fit in 64 bits (:func:`_number_problems`),
+    reported with the schema's problems, all at once.
+
     ``overrides`` are the ``key=value`` words already applied to ``tree`` (:func:`load_sweep`):
     a problem at or below a key one of them set is reported as coming from that command-line
     override (written ``prefix + word``, as it was typed), not from ``source``.
@@ -220,10 +229,14 @@ def validate_sweep(tree: Mapping[str, Any], source: str | None = None, overrides
     set_by = _set_by(overrides, prefix)
     try:
         sweep = Sweep.model_validate(dict(tree))
-        sweep._set_by = set_by
-        return sweep
-    except ValidationError as err:
-        problems = [(_sweep_path(e["loc"]), _sweep_message(e)) for e in err.errors()]
+    except ValidationError as err:  # with the non-finite numbers elsewhere, so all come at once
+        problems = merge_number_problems(_number_problems(tree),
+                                         [Problem(_sweep_path(e["loc"]), _sweep_message(e)) for e in err.errors()])
+    else:
+        problems = _number_problems({name: getattr(sweep, name) for name in Sweep.model_fields})
+        if not problems:
+            sweep._set_by = set_by
+            return sweep
 
     def origin(path: str) -> str | None:
         if word := _word_setting(set_by, path):
@@ -233,8 +246,20 @@ def validate_sweep(tree: Mapping[str, Any], source: str | None = None, overrides
             return " and ".join([*map(override_origin, below), *([source] if source else [])])
         return None
 
-    (path, message), *rest = problems
-    raise RecipeError(message, path, source, origin(path), [Problem(p, m, origin(p)) for p, m in rest]) from None
+    (path, message, _), *rest = problems
+    raise RecipeError(message, path, source, origin(path), [Problem(p, m, origin(p)) for p, m, _ in rest]) from None
+
+
+def _number_problems(tree: Mapping[str, Any]) -> list[Problem]:
+    """Non-finite numbers and integers beyond 64 bits anywhere in a sweep tree, values and fixed
+    keys included (:func:`eddies.core.spec.number_problems`), with the sweep's paths (``space[KEY]``)."""
+    found = []
+    for name, value in tree.items():
+        if name in ("space", "fixed") and isinstance(value, Mapping):
+            found += [p for key, item in value.items() for p in number_problems(item, f"{name}[{key}]")]
+        else:
+            found += number_problems(value, str(name))
+    return found
 
 
 def _set_by(overrides: Sequence[str], prefix: str = "") -> dict[str, str]:
@@ -278,7 +303,7 @@ def _sweep_message(error: dict[str, Any]) -> str:
         for part in map(str, error["loc"][:-1]):
             owner = _TAGGED.get(part, Resources if part == "resources" else owner)
         allowed = sorted(set(owner.model_fields) - {"type"} if owner in _TAGGED.values() else owner.model_fields)
-        return f"unknown key {key!r}.{did_you_mean(key, allowed)} Allowed keys: {', '.join(allowed)}"
+        return f"unknown key {brief(key)}.{did_you_mean(key, allowed)} Allowed keys: {', '.join(allowed)}"
     return str(error["msg"]).removeprefix("Value error, ")
 
 
@@ -297,6 +322,7 @@ def load_sweep(
         path = find_recipe(name, sweeps_dir())
     except RecipeError as err:
         message = err.message.replace("unknown recipe", "unknown sweep").replace("Recipes in", "Sweeps in")
+        message = message.replace("look up recipe", "look up sweep")
         raise RecipeError(message.replace("recipe file", "sweep file"), "sweep") from None
     tree = load_yaml(path)
     tree.setdefault("name", path.stem)
@@ -347,9 +373,21 @@ def with_fixed(tree: Mapping[str, Any], sweep: Sweep, source: str | None = None)
             out = apply_overrides(out, [word], source, SWEEP_VALUE)
             validate_recipe(out, source, [word], SWEEP_VALUE)
         except RecipeError as err:
-            raise RecipeError(f"value {value!r} does not fit the recipe: {err}", f"fixed[{key}]", sweep.name,
-                              _set_by_override(sweep, f"fixed[{key}]")) from None
+            raise _does_not_fit(f"value {brief(value)}", err, f"fixed[{key}]", sweep) from None
     return out
+
+
+def _does_not_fit(what: str, err: RecipeError, path: str, sweep: Sweep) -> RecipeError:
+    """The error at the sweep's ``path`` for a value the recipe refused with ``err``.
+
+    Its message quotes the recipe's first problem (path, message, origin); the others stay
+    further problems, each with its full dotted recipe path and origin.
+    """
+    first, *rest = err.problems
+    reason = (f"{first.path}: " if first.path else "") + first.message
+    reason += f" (from {first.origin})" if first.origin else f" (in {err.source})" if err.source else ""
+    return RecipeError(f"{what} does not fit the recipe: {reason}", path, sweep.name,
+                       _set_by_override(sweep, path), rest)
 
 
 def objective(tree: Mapping[str, Any], sweep: Sweep, source: str | None = None) -> Sweep:
@@ -396,10 +434,7 @@ def check_space(tree: Mapping[str, Any], sweep: Sweep, source: str | None = None
             try:
                 apply_config(tree, {key: value}, source)
             except RecipeError as err:
-                raise RecipeError(
-                    f"{dist.type} value {value!r} does not fit the recipe: {err}", f"space[{key}]",
-                    sweep.name, _set_by_override(sweep, f"space[{key}]"),
-                ) from None
+                raise _does_not_fit(f"{dist.type} value {brief(value)}", err, f"space[{key}]", sweep) from None
 
 
 __all__ = [

@@ -21,13 +21,27 @@ afterwards (:func:`~eddies.engine.rng.forked_rng`), so they are reproducible, re
 leave the training streams untouched; the values are broadcast to every rank. One monitored
 metric (``train.monitor``, default ``val_nll`` when present else ``val_loss``; its mode the
 task's direction, else min) selects the ``best`` checkpoint and drives early stopping. Every
-evaluation writes a checkpoint, then calls the callbacks (rank 0); ``curves.png`` is redrawn
+evaluation appends its record, writes a checkpoint, then calls the callbacks (rank 0); ``curves.png`` is redrawn
 after an evaluation when the last drawing is older than ``PLOT_INTERVAL`` seconds, and at the
 end of the run. Rank 0 alone writes files.
 
 The model hears how far training has gone through ``model.set_progress(step, total_steps)``
 (:class:`~eddies.core.model.Model`): before every optimizer step (``step`` = optimizer steps
 done), before every evaluation, and after a resume.
+
+Durability (docs/training.md, "After a crash"): rank 0 holds an exclusive lock on the run
+directory (``.lock``) from the Trainer's construction to the end of :meth:`Trainer.fit`, so a
+second run into it fails at once; leftovers of killed writes are removed at the start. An evaluation's record is
+appended to ``evals.jsonl`` (and the metric files fsynced) *before* its checkpoint is written,
+so every checkpoint's records are on disk. A checkpoint whose weights or metrics are not all
+finite is never ``best`` nor the "last good checkpoint" errors name. Ctrl-C (SIGINT) lets the
+current step finish, writes a checkpoint and raises
+:class:`~eddies.core.errors.TrainingInterrupted` naming it; a second Ctrl-C stops at once. A
+write into the run directory that fails (read-only, full, not a folder) is a
+:class:`~eddies.core.errors.RunDirError` naming the path and the last good checkpoint.
+Resuming may change most ``train`` settings (:data:`FIXED_ON_RESUME` names the keys it may
+not change and says how the others take effect): optimizer and schedule settings are applied to
+the restored optimizer and schedule.
 
 Example::
 
@@ -41,7 +55,9 @@ import contextlib
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from datetime import UTC, datetime
@@ -55,11 +71,22 @@ from accelerate.utils import broadcast_object_list, gather_object
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from eddies.core.errors import CheckpointError, DataError, NonFiniteLossError, RecipeError
+from eddies.core.errors import (
+    CheckpointError,
+    DataError,
+    NonFiniteLossError,
+    RecipeError,
+    RunDirError,
+    TrainingInterrupted,
+    shorten,
+)
+from eddies.core.files import atomic_write_bytes, lock_holder, make_dir, try_lock, unlock
 from eddies.core.recipe import Recipe, TrainConfig
 from eddies.engine.checkpoint import (
+    Checkpoint,
     check_components,
     checkpoint_name,
+    clean_leftovers,
     components,
     find_checkpoint,
     latest_checkpoint,
@@ -77,6 +104,17 @@ from eddies.engine.rng import derive_seed, forked_rng, rng_state, seed_everythin
 from eddies.engine.serialization import join_state, split_state
 
 PLOT_INTERVAL = 30.0  # seconds between redrawings of curves.png during a run (always drawn at the end)
+LOCK = ".lock"  # the run directory's lock file (held by rank 0 while a Trainer uses it)
+
+FIXED_ON_RESUME = ("seed", "train.batch_size", "train.optimizer.type", "train.scheduler")
+"""Recipe keys a resumed run may not change (besides ``task`` and ``model``): a change is a
+CheckpointError naming them. ``train.scheduler`` here means adding or removing a schedule. Every
+other ``train`` setting may change: the optimizer's settings (``lr``, ``betas``, ``weight_decay``,
+...) are applied to every restored parameter group; when they, the schedule's type or settings,
+or the run's length (``epochs``, ``max_steps``) change, the schedule is rebuilt from the recipe
+and stepped as many times as the checkpoint's was, so the learning rate continues as the new
+settings give it at that step; the others (evaluation, logging, checkpoint intervals, ...) take
+effect from the resumed step on."""
 
 
 class Callback(Protocol):
@@ -136,6 +174,27 @@ def _truthy(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
+def _changes(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted key, old, new)`` of every leaf where two JSON trees differ (dicts are descended)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        found = []
+        for key in sorted(old.keys() | new.keys()):
+            found += _changes(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else key)
+        return found
+    return [] if old == new else [(prefix, old, new)]
+
+
+def _listed(changes: list[tuple[str, Any, Any]], most: int = 10) -> str:
+    """``key: old -> new; ...`` on one line (values as JSON, each shortened; at most ``most`` listed)."""
+    text = "; ".join(f"{key}: {shorten(json.dumps(old), 200)} -> {shorten(json.dumps(new), 200)}"
+                     for key, old, new in changes[:most])
+    return text + (f"; and {len(changes) - most} more" if len(changes) > most else "")
+
+
+def _finite(values: dict[str, Any]) -> bool:
+    return all(math.isfinite(v) for v in values.values() if isinstance(v, int | float))
+
+
 class Trainer:
     """Train ``recipe`` into ``run_dir``; see docs/training.md for the API and the file layout."""
 
@@ -146,7 +205,10 @@ class Trainer:
         resume: str | Path | None = None,
         callbacks: tuple[Callback, ...] | list[Callback] = (),
         data_dir: Path | str | None = None,
+        allow_other_distribution: bool = False,
     ):
+        """See docs/training.md; ``allow_other_distribution``: resume from a checkpoint whose
+        components are now provided by another distribution (else a CheckpointError)."""
         self.recipe, self.cfg = recipe, recipe.train
         self.callbacks = tuple(callbacks)
         if self.cfg.threads is not None:
@@ -154,8 +216,36 @@ class Trainer:
         self.accelerator = make_accelerator(self.cfg)
         self.world, self.rank = self.accelerator.num_processes, self.accelerator.process_index
         self.is_main = self.accelerator.is_main_process
+        self.last_good: Path | None = None  # newest checkpoint with finite weights and metrics
+        self._lock: int | None = None
         self.run_dir = self._choose_run_dir(run_dir)
         self.checkpoints = self.run_dir / "checkpoints"
+        try:
+            self._claim_run_dir()
+            self._setup(resume, data_dir, allow_other_distribution)
+        except BaseException:
+            self.close()
+            raise
+
+    def _claim_run_dir(self) -> None:
+        """Rank 0 creates and locks the run directory and removes leftovers; every rank raises if that fails."""
+        failure = None
+        if self.is_main:
+            try:
+                self._make_run_dir()
+                self._take_lock()
+                with self._writing("the run directory"):
+                    self._clean_leftovers()
+            except RunDirError as err:
+                failure = err
+        message = broadcast_object_list([None if failure is None else str(failure)])[0]
+        if failure is not None:
+            raise failure
+        if message is not None:
+            raise RunDirError(message)
+
+    def _setup(self, resume: str | Path | None, data_dir: Path | str | None, allow_other_distribution: bool) -> None:
+        recipe = self.recipe
         resume_from = self._resume_path(resume)
 
         seed_everything(recipe.seed)
@@ -168,6 +258,7 @@ class Trainer:
         self.task_metrics = {f"val_{name}": mode for name, mode in self.task.metric_directions().items()}
         self.model = recipe.model.build(data=self.spec).to(self.accelerator.device)
         optimizer = self.cfg.optimizer.build(params=self.model.parameters())
+        self._fresh_groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
         self.steps_per_epoch = len(self.train_set) // self.cfg.batch_size
         self.total_steps = self.cfg.epochs * self.steps_per_epoch
         if self.cfg.max_steps is not None:
@@ -184,8 +275,10 @@ class Trainer:
         self._since_eval: dict[str, float] = {}
         self._stop: str | None = None
         self._plotted = time.monotonic()
+        self._saved_step: int | None = None  # step of the last checkpoint this process wrote
+        self._interrupted = self._interrupt_seen = False  # Ctrl-C: here / on any rank (reduced)
         if resume_from is not None:
-            self._restore(resume_from, optimizer)
+            self._restore(resume_from, optimizer, allow_other_distribution)
         else:
             keys = self._data_dependent_init()  # what evaluations will report, so a wrong metric fails now:
             self.monitor({"step", "epoch", "nonfinite_steps", "train_grad_norm",
@@ -196,11 +289,20 @@ class Trainer:
         if self.cfg.compile:
             loss_module = torch.compile(loss_module)
         self.loss_module, self.optimizer = self.accelerator.prepare(loss_module, optimizer)
-        self.log = MetricsLog(self.run_dir) if self.is_main else None
+        self.log = None
         if self.is_main:
-            self.log.truncate(self.step)
-            (self.run_dir / "recipe.json").write_text(json.dumps(
-                {"recipe": recipe.to_dict(), "components": components(recipe)}, indent=1))
+            with self._writing("the metric files"):
+                self.log = MetricsLog(self.run_dir)
+                self.log.truncate(self.step)
+            with self._writing("recipe.json"):
+                atomic_write_bytes(self.run_dir / "recipe.json", json.dumps(
+                    {"recipe": recipe.to_dict(), "components": components(recipe)}, indent=1).encode())
+
+    def close(self) -> None:
+        """Release the run directory's lock (:meth:`fit` does so when it ends, however it ends)."""
+        if self._lock is not None:
+            unlock(self._lock)
+            self._lock = None
 
     # setup ---------------------------------------------------------------------------------
     def _choose_run_dir(self, run_dir: Path | str | None) -> Path:
@@ -208,10 +310,53 @@ class Trainer:
             stamp = [datetime.now(UTC).strftime("%Y%m%d-%H%M%S")]
             broadcast_object_list(stamp)
             run_dir = Path("runs") / (self.recipe.name or "run") / stamp[0]
-        run_dir = Path(run_dir)
-        if self.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        return run_dir
+        return Path(run_dir)
+
+    def _make_run_dir(self) -> None:
+        existed = False
+        try:
+            existed = self.run_dir.is_dir()
+            make_dir(self.run_dir)
+        except NotADirectoryError as err:
+            if err.filename == str(self.run_dir):
+                raise RunDirError(f"run directory {self.run_dir} is a file, not a folder; choose another run_dir") from None
+            what = "a file" if Path(err.filename).is_file() else "not a folder"
+            raise RunDirError(f"cannot create the run directory {self.run_dir}: {err.filename} is {what}") from None
+        except OSError as err:
+            raise RunDirError(f"cannot {'use' if existed else 'create'} the run directory {self.run_dir}: "
+                              f"{err.strerror or err}") from None
+
+    def _take_lock(self) -> None:
+        lock = self.run_dir / LOCK
+        with self._writing(f"the lock file {lock}"):
+            self._lock = try_lock(lock)
+        if self._lock is None:
+            holder = lock_holder(lock)
+            raise RunDirError(f"run directory {self.run_dir} is in use by another run"
+                              f"{f' ({holder})' if holder else ''}: wait until it ends, or choose another run_dir")
+
+    def _clean_leftovers(self) -> None:
+        """Remove the hidden temporary files and folders that killed writes left behind."""
+        removed = clean_leftovers(self.checkpoints) if self.checkpoints.is_dir() else []
+        for folder in (self.run_dir, self.run_dir / "metrics"):
+            for leftover in folder.glob(".tmp-*") if folder.is_dir() else ():
+                if leftover.is_file():
+                    leftover.unlink()
+        if removed:
+            self.accelerator.print(f"removed leftovers of interrupted checkpoint writes: {', '.join(removed)}")
+
+    @contextlib.contextmanager
+    def _writing(self, what: str):
+        """An OSError in the body (a failed write into the run directory) becomes a RunDirError
+        naming ``what``, the path and the last good checkpoint."""
+        try:
+            yield
+        except OSError as err:
+            path = err.filename if err.filename is not None and str(err.filename) not in what else None
+            latest = latest_checkpoint(self.run_dir) if self.last_good is None else None
+            last = (f"last good checkpoint: {self.last_good}" if self.last_good is not None
+                    else f"latest checkpoint: {latest}" if latest is not None else "no checkpoint written yet")
+            raise RunDirError(f"cannot write {what}{f' ({path})' if path else ''}: {err.strerror or err}; {last}") from err
 
     def _resume_path(self, resume: str | Path | None) -> Path | None:
         if resume is None:
@@ -258,10 +403,17 @@ class Trainer:
 
     # checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
-        """Write a checkpoint of the current step (all ranks must call it; rank 0 writes)."""
+        """Write a checkpoint of the current step (all ranks must call it; rank 0 writes).
+
+        It is "good" when its weights and this step's evaluation metrics (if any) are all
+        finite: only then may ``best`` name it, and it becomes :attr:`last_good`.
+        """
         states = gather_object([rng_state()])
         path = self.checkpoints / checkpoint_name(self.step)
+        self._saved_step = self.step
         if self.is_main:
+            good = self._weights_finite() and (self.last_metrics.get("step") != self.step
+                                               or _finite(self.last_metrics))
             opt_tree, opt_tensors = split_state(
                 {"optimizer": self.optimizer.state_dict(),
                  "scheduler": None if self.scheduler is None else self.scheduler.state_dict()}, "optimizer")
@@ -273,40 +425,43 @@ class Trainer:
                 "step_in_epoch": self.step % self.steps_per_epoch,
                 "total_steps": self.total_steps,
                 "processes": self.world,
-                "trainer": self._counters(),
+                "trainer": self._counters(path if good else self.last_good),
                 "optimizer": opt_tree,
                 "rng": rng_tree,
                 "components": components(self.recipe),
                 "versions": library_versions(),
                 "written": datetime.now(UTC).isoformat(timespec="seconds"),
+                "good": good,
             }
-            save_checkpoint(self.checkpoints, path.name, self.model.state_dict(), opt_tensors, rng_tensors, state)
-            write_pointer(self.checkpoints, "latest", path.name)
-            if self.best is not None and self.best["step"] == self.step:
-                write_pointer(self.checkpoints, "best", path.name)
-            prune(self.checkpoints, self.cfg.keep_checkpoints)
+            with self._writing(f"checkpoint {path}"):
+                self.log.sync()  # the records up to this step are on disk before the checkpoint is
+                save_checkpoint(self.checkpoints, path.name, self.model.state_dict(), opt_tensors, rng_tensors,
+                                state)
+                write_pointer(self.checkpoints, "latest", path.name)
+                if good and self.best is not None and self.best["step"] == self.step:
+                    write_pointer(self.checkpoints, "best", path.name)
+                if good:
+                    self.last_good = path
+                prune(self.checkpoints, self.cfg.keep_checkpoints,
+                      protect=() if self.last_good is None else (self.last_good.name,))
         self.accelerator.wait_for_everyone()
         return path
 
-    def _counters(self) -> dict[str, Any]:
+    def _weights_finite(self) -> bool:
+        return all(bool(torch.isfinite(t).all()) for t in self.model.state_dict().values() if t.is_floating_point())
+
+    def _counters(self, last_good: Path | None) -> dict[str, Any]:
         return {"nonfinite_run": self.nonfinite_run, "nonfinite_total": self.nonfinite_total,
                 "best": self.best, "bad_evals": self.bad_evals, "last_metrics": self.last_metrics,
-                "since_log": self._since_log, "since_eval": self._since_eval}
+                "since_log": self._since_log, "since_eval": self._since_eval,
+                "last_good": None if last_good is None else last_good.name}
 
-    def _restore(self, path: Path, optimizer: torch.optim.Optimizer) -> None:
+    def _restore(self, path: Path, optimizer: torch.optim.Optimizer, allow_other_distribution: bool) -> None:
         ckpt = read_checkpoint(path)
-        check_components(ckpt.state, ckpt.path)
-        saved, mine = ckpt.state["recipe"], self.recipe.to_dict()
-        for part in ("task", "model"):
-            if saved.get(part) != mine[part]:
-                raise CheckpointError(
-                    f"cannot resume from {ckpt.path}: the recipe's {part} differs from the "
-                    f"checkpoint's\n  checkpoint: {json.dumps(saved.get(part))}\n  recipe:     {json.dumps(mine[part])}")
+        check_components(ckpt.state, ckpt.path, allow_other_distribution)
+        changes = self._resumable_changes(ckpt)
         load_weights(self.model, ckpt)
-        training = join_state(ckpt.state["optimizer"], ckpt.optimizer)
-        optimizer.load_state_dict(training["optimizer"])
-        if self.scheduler is not None and training["scheduler"] is not None:
-            self.scheduler.load_state_dict(training["scheduler"])
+        self._restore_optimizer(ckpt, optimizer, {key for key, _, _ in changes})
         self.step = ckpt.state["step"]
         self._set_progress()
         counters = ckpt.state["trainer"]
@@ -314,6 +469,10 @@ class Trainer:
         self.best, self.bad_evals = counters["best"], counters["bad_evals"]
         self.last_metrics = counters["last_metrics"]
         self._since_log, self._since_eval = counters["since_log"], counters["since_eval"]
+        if counters.get("last_good") and (self.checkpoints / counters["last_good"]).is_dir():
+            self.last_good = self.checkpoints / counters["last_good"]
+        if self.is_main and ckpt.path.parent == self.checkpoints:
+            self._finish_cut_short(ckpt.path)
         states = join_state(ckpt.state["rng"], ckpt.rng)
         if self.rank < len(states) and len(states) == self.world:
             set_rng_state(states[self.rank])
@@ -322,7 +481,61 @@ class Trainer:
                           f"{self.world}: random streams are reseeded, so the run will not repeat "
                           "the original one exactly", RuntimeWarning, stacklevel=3)
             seed_everything(derive_seed(self.recipe.seed, "resume", self.step, self.rank))
-        self.accelerator.print(f"resumed from {ckpt.path} at step {self.step}")
+        self.accelerator.print(f"resumed from {ckpt.path} at step {self.step}"
+                               + (f" with changed settings: {_listed(changes)}" if changes else ""))
+
+    def _resumable_changes(self, ckpt: Checkpoint) -> list[tuple[str, Any, Any]]:
+        """The ``seed``/``train`` settings that differ from the checkpoint's recipe (dotted key, old,
+        new); a CheckpointError when ``task``, ``model`` or a :data:`FIXED_ON_RESUME` key differs."""
+        saved, mine = ckpt.state["recipe"], self.recipe.to_dict()
+        for part in ("task", "model"):
+            if differ := _changes(saved.get(part), mine[part], part):
+                raise CheckpointError(
+                    f"cannot resume from {ckpt.path}: the recipe's {part} differs from the checkpoint's "
+                    f"(checkpoint -> recipe): {_listed(differ)}")
+        changes = [c for c in _changes(saved, mine) if c[0].partition(".")[0] in ("seed", "train")]
+        if fixed := [c for c in changes if c[0] in FIXED_ON_RESUME]:
+            raise CheckpointError(
+                f"cannot resume from {ckpt.path}: these settings cannot change within a run: {_listed(fixed)}. "
+                "Keep the checkpoint's values, or start a new run in another run_dir")
+        return changes
+
+    def _restore_optimizer(self, ckpt: Checkpoint, optimizer: torch.optim.Optimizer, changed: set[str]) -> None:
+        """The checkpoint's optimizer and schedule, with the recipe's changed settings applied
+        (:data:`FIXED_ON_RESUME` says how); unchanged settings restore them as they were."""
+        training = join_state(ckpt.state["optimizer"], ckpt.optimizer)
+        optimizer.load_state_dict(training["optimizer"])
+        if any(key.startswith("train.optimizer.") for key in changed):
+            for group, fresh in zip(optimizer.param_groups, self._fresh_groups, strict=True):
+                group.update(fresh)  # the recipe's lr, betas, weight decay, ...
+        if self.scheduler is None:
+            return
+        if (any(key.startswith(("train.optimizer.", "train.scheduler.")) for key in changed)
+                or ckpt.state["total_steps"] != self.total_steps):
+            stepped = ckpt.state["step"] - ckpt.state["trainer"]["nonfinite_total"]  # if it has no last_epoch
+            self._replay_schedule(optimizer, training["scheduler"].get("last_epoch", stepped))
+        else:
+            self.scheduler.load_state_dict(training["scheduler"])
+
+    def _finish_cut_short(self, resumed: Path) -> None:
+        """Rank 0, resuming in its own run directory: finish what a kill may have cut short."""
+        best = None if self.best is None else checkpoint_name(self.best["step"])
+        with self._writing(f"the checkpoints folder {self.checkpoints}"):
+            if best and read_pointer(self.checkpoints, "best") != best and (self.checkpoints / best).is_dir():
+                write_pointer(self.checkpoints, "best", best)  # killed between 'latest' and 'best'
+            prune(self.checkpoints, self.cfg.keep_checkpoints,  # killed before pruning
+                  protect=(resumed.name, *(() if self.last_good is None else (self.last_good.name,))))
+
+    def _replay_schedule(self, optimizer: torch.optim.Optimizer, steps: int) -> None:
+        """Rebuild the schedule from the recipe on the recipe's lr and step it ``steps`` times."""
+        for group, fresh in zip(optimizer.param_groups, self._fresh_groups, strict=True):
+            group["lr"] = fresh["lr"]
+            group.pop("initial_lr", None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "lr_scheduler.step() called before optimizer.step()"
+            self.scheduler = self.cfg.scheduler.build(optimizer=optimizer, total_steps=self.total_steps)
+            for _ in range(steps):
+                self.scheduler.step()
 
     # training ------------------------------------------------------------------------------
     def request_stop(self, reason: str = "requested by a callback") -> None:
@@ -330,7 +543,40 @@ class Trainer:
         self._stop = reason
 
     def fit(self) -> dict[str, Any]:
-        """Train until ``train.epochs``/``train.max_steps`` or early stopping; return final metrics."""
+        """Train until ``train.epochs``/``train.max_steps`` or early stopping; return final metrics.
+
+        Ctrl-C (SIGINT, when called from the main thread) finishes the current step, writes a
+        checkpoint and raises :class:`TrainingInterrupted` naming it; a second Ctrl-C raises
+        ``KeyboardInterrupt`` at once. The run directory's lock is released when ``fit`` ends.
+        """
+        try:
+            with self._saving_on_sigint():
+                self._train()
+            return self._finish()
+        finally:
+            self.close()
+
+    @contextlib.contextmanager
+    def _saving_on_sigint(self):
+        previous = signal.getsignal(signal.SIGINT)
+        if threading.current_thread() is not threading.main_thread() or previous in (signal.SIG_IGN, None):
+            yield  # signals reach the main thread only; an ignored SIGINT stays ignored
+            return
+
+        def interrupted(signum: int, frame: Any) -> None:
+            self._interrupted = True
+            signal.signal(signal.SIGINT, previous)  # a second Ctrl-C stops at once
+            if self.is_main:
+                print(f"\ninterrupted: finishing step {self.step + 1}, then writing a checkpoint "
+                      "(Ctrl-C again to stop at once, without one)", file=sys.stderr, flush=True)
+
+        signal.signal(signal.SIGINT, interrupted)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _train(self) -> None:
         bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
                    disable=not self.is_main or not sys.stderr.isatty() or _truthy("TQDM_DISABLE"))
         busy, seen = 0.0, 0  # seconds spent loading and stepping, and samples, since the last log
@@ -357,17 +603,38 @@ class Trainer:
                     busy, seen = 0.0, 0
                 if self._boundary():
                     break
+                if self._interrupt_seen:
+                    bar.close()
+                    raise self._interruption()
         bar.close()
+
+    def _interruption(self) -> TrainingInterrupted:
+        """Write a checkpoint of this step (unless one was just written); the error to raise."""
+        path = self.checkpoints / checkpoint_name(self.step)
+        try:
+            if self._saved_step != self.step:
+                path = self.save_checkpoint()
+        except RunDirError as err:
+            return TrainingInterrupted(f"training interrupted at step {self.step} of {self.total_steps}; "
+                                       f"no checkpoint written: {err}")
+        return TrainingInterrupted(
+            f"training interrupted at step {self.step} of {self.total_steps}; checkpoint written: {path} "
+            f"(continue with resume=auto and run_dir={self.run_dir})", path)
+
+    def _finish(self) -> dict[str, Any]:
         if self.is_main:
-            plot_curves(self.run_dir)
+            with self._writing("curves.png"):
+                plot_curves(self.run_dir)
         if self.cfg.samples and self.is_main:
-            self.write_samples(self.run_dir / "samples.png")
+            with self._writing("samples.png"):
+                self.write_samples(self.run_dir / "samples.png")
         result = {**self.last_metrics, "step": self.step, "epoch": self.step / self.steps_per_epoch,
                   "nonfinite_steps": self.nonfinite_total, "stopped": self._stop or "completed",
                   **({f"best_{self.best['metric']}": self.best["value"], "best_step": self.best["step"]}
                      if self.best else {})}
         if self.is_main:
-            (self.run_dir / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+            with self._writing("result.json"):
+                atomic_write_bytes(self.run_dir / "result.json", (json.dumps(result, indent=1) + "\n").encode())
         self.accelerator.wait_for_everyone()
         return result
 
@@ -386,15 +653,18 @@ class Trainer:
             if self._stop is not None and not self.task_metrics.keys() <= metrics.keys():
                 metrics.update(self.evaluate_task())  # early stopping made this the last evaluation
                 self.last_metrics = metrics
+        if evaluate and self.is_main:  # before the checkpoint, which thus implies the record
+            with self._writing("metrics/evals.jsonl"):
+                self.log.append("evals", metrics)
         if checkpoint:
             path = self.save_checkpoint()
         if evaluate:
             if self.is_main:
-                self.log.append("evals", metrics)
                 for callback in self.callbacks:
                     callback.on_evaluate(self, metrics, path)
                 if time.monotonic() - self._plotted >= PLOT_INTERVAL:
-                    plot_curves(self.run_dir)
+                    with self._writing("curves.png"):
+                        plot_curves(self.run_dir)
                     self._plotted = time.monotonic()
                 self.accelerator.print(
                     f"step {self.step} epoch {metrics['epoch']:.2f}: "
@@ -420,8 +690,10 @@ class Trainer:
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip is not None else math.inf
         grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), max_norm)
         keys = sorted(sums)
-        reduced = self.accelerator.reduce(torch.stack([sums[k] for k in keys]), "mean")
-        values = dict(zip(keys, reduced.tolist(), strict=True))
+        flag = torch.tensor(float(self._interrupted), device=sums["loss"].device)  # Ctrl-C on any rank
+        *reduced, interrupted = self.accelerator.reduce(torch.stack([*(sums[k] for k in keys), flag]), "mean").tolist()
+        values = dict(zip(keys, reduced, strict=True))
+        self._interrupt_seen = interrupted > 0
         loss_ok, grad_ok = math.isfinite(values["loss"]), bool(torch.isfinite(grad_norm))
         if self.accelerator.scaler is not None:  # fp16: the loss scaler skips overflowing steps itself
             self.optimizer.step()
@@ -450,7 +722,7 @@ class Trainer:
         self.nonfinite_total += 1
         step = self.step + 1
         if self.nonfinite_run >= self.cfg.max_nonfinite:
-            last = latest_checkpoint(self.run_dir)
+            last = self.last_good
             raise NonFiniteLossError(
                 f"training stopped at step {step}: non-finite {what} in {self.nonfinite_run} steps in a "
                 f"row (train.max_nonfinite={self.cfg.max_nonfinite}); last good checkpoint: "
@@ -467,7 +739,8 @@ class Trainer:
                   **{k: v / n for k, v in acc.items()},
                   "lr": self.optimizer.param_groups[0]["lr"], "samples_per_s": samples_per_s,
                   "nonfinite": self.nonfinite_total}
-        self.log.append("steps", record)
+        with self._writing("metrics/steps.jsonl"):
+            self.log.append("steps", record)
 
     # evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -575,25 +848,30 @@ class Trainer:
     def _track(self, metrics: dict[str, float]) -> None:
         """Best value of the monitored metric and the early-stopping patience.
 
-        An evaluation without the metric (a task metric not due this time) changes nothing.
+        An evaluation without the metric (a task metric not due this time) changes nothing. An
+        evaluation with a non-finite metric, or of non-finite weights, never becomes the best: it
+        counts as one without improvement.
         """
         key, mode, _ = self.monitor(metrics)
         if key not in metrics:
             return
         rule = self.cfg.early_stopping
         delta = rule.min_delta if rule else 0.0
-        if self.best is not None and self.best["metric"] != key:  # resumed with another monitor
-            self.best, self.bad_evals = None, 0
+        if self.best is not None and (self.best["metric"], self.best.get("mode", mode)) != (key, mode):
+            self.best, self.bad_evals = None, 0  # resumed with another monitor
         value = metrics[key]
         sign = 1.0 if mode == "min" else -1.0
-        if self.best is None or sign * (self.best["value"] - value) > delta:
-            self.best = {"metric": key, "value": value, "step": self.step}
+        if _finite(metrics) and (self.best is None or sign * (self.best["value"] - value) > delta) \
+                and self._weights_finite():
+            self.best = {"metric": key, "mode": mode, "value": value, "step": self.step}
             self.bad_evals = 0
         else:
             self.bad_evals += 1
             if rule and self.bad_evals >= rule.patience:
+                best = (f"best {self.best['value']:.6g} at step {self.best['step']}" if self.best
+                        else "no finite value yet")
                 self._stop = (f"early stopping: {key} did not improve by {delta} for {rule.patience} "
-                              f"evaluations (best {self.best['value']:.6g} at step {self.best['step']})")
+                              f"evaluations ({best})")
 
     # pictures ------------------------------------------------------------------------------
     def write_samples(self, path: Path) -> Path:

