@@ -30,7 +30,7 @@ from pathlib import Path
 from eddies.core import EddiesError
 from eddies.core.errors import shorten
 from eddies.core.recipe import recipe_tree, split_cli, validate_recipe
-from eddies.engine.cli import integer_option
+from eddies.engine.cli import integer_option, os_error_message
 from eddies.engine.sweep import load_sweep
 from eddies.engine.tune import run_sweep
 
@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
     except OSError as err:  # a run_dir or storage the user named that cannot be written
         if err.filename is None:
             raise
-        print(f"error: {shorten(err.filename, 200)}: {err.strerror or err}", file=sys.stderr)
+        print(f"error: {os_error_message(err)}", file=sys.stderr)
         return 2
     print(report.table())
     for label, file in report.files.items():

@@ -70,7 +70,7 @@ def run(main: Callable[[list[str]], Any]) -> None:
     except EddiesError as err:
         _fail(str(err), 2)
     except OSError as err:
-        _fail(_os_error(err), 2)
+        _fail(os_error_message(err), 2)
 
 
 def _fail(message: str, status: int) -> None:
@@ -78,7 +78,7 @@ def _fail(message: str, status: int) -> None:
     sys.exit(status)
 
 
-def _os_error(err: OSError) -> str:
+def os_error_message(err: OSError) -> str:
     """``<path>: <reason>`` for an OSError about a path (``str(err)`` when it names none)."""
     if err.filename is None:
         return str(err)
