@@ -134,6 +134,22 @@ class ReportToTune:
         tune.report({k: v for k, v in metrics.items() if _is_scalar(v)}, checkpoint=checkpoint)
 
 
+def report_unreported(trainer: Any) -> None:
+    """Report to Ray the evaluations a trial's engine run already has on record when Ray gave it
+    no checkpoint (an interruption between the engine's checkpoint and Ray recording its report):
+    the run resumes from that checkpoint, so without this those evaluations would be missing from
+    Ray's history and from ``training_iteration``, the count of evaluations ASHA and the table use.
+    The records are the engine's ``evals.jsonl`` up to the resumed step (the Trainer has cut it there)."""
+    from ray import tune
+
+    record = trainer.run_dir / "metrics" / "evals.jsonl"
+    if trainer.step == 0 or not record.is_file():
+        return
+    for line in record.read_text().splitlines():
+        if line.strip():
+            tune.report({k: v for k, v in json.loads(line).items() if _is_scalar(v)})
+
+
 def _is_scalar(value: Any) -> bool:
     return isinstance(value, int | float | str | bool) or value is None
 
@@ -151,9 +167,12 @@ def train_trial(config: dict[str, Any], *, recipe_tree: dict[str, Any], source: 
         torch.set_num_threads(threads)
     run_dir = Path(experiment) / TRIAL_FOLDER.format(tune.get_context().get_trial_id()) / "run"
     checkpoint = tune.get_checkpoint()  # set when Ray restarts the trial (restore, or a retry)
-    # without one, "auto" continues a checkpoint the engine wrote before the trial's first report
+    # without one, "auto" continues a checkpoint the engine wrote before Ray recorded its report
     with checkpoint.as_directory() if checkpoint else contextlib.nullcontext("auto") as resume:
-        result = Trainer(recipe, run_dir, resume=resume, callbacks=(ReportToTune(),)).fit()
+        trainer = Trainer(recipe, run_dir, resume=resume, callbacks=(ReportToTune(),))
+        if checkpoint is None:
+            report_unreported(trainer)
+        result = trainer.fit()
     metrics = {k: v for k, v in result.items() if _is_scalar(v)}
     (run_dir / FINISHED).write_text(json.dumps({"config": config, "metrics": metrics}, indent=2))
 
