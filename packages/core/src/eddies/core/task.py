@@ -4,12 +4,15 @@ prediction procedure."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from torch import nn
 from torch.utils.data import Dataset
+
+from eddies.core.errors import RecipeError
 
 
 def default_data_dir() -> Path:
@@ -96,3 +99,12 @@ class Task:
         labelled panel per temperature (``mnist_rows`` takes both; its default is 1.0 and 0.6).
         """
         raise NotImplementedError
+
+
+def check_options(where: str, options: Mapping[str, Any], known: tuple[str, ...] = (), path: str = "eval") -> None:
+    """Refuse the options a task method does not take: a RecipeError at ``path`` (``eval``, the
+    recipe mapping ``evaluate``'s options come from) naming them and the ``known`` ones."""
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        known_text = f"known: {', '.join(known)}" if known else "it takes none"
+        raise RecipeError(f"{where}: unknown options {unknown}; {known_text}", path)

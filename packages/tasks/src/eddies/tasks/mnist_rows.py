@@ -52,7 +52,8 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from eddies.core import ComponentConfig, DataError, DataSpec, RecipeError, Task, register
+from eddies.core import ComponentConfig, DataError, DataSpec, Task, register
+from eddies.core.task import check_options
 from eddies.tasks.cache import SPLITS, ArrowCache, Count, check_limit, check_split, source_path
 from eddies.tasks.counter_noise import counter_uniform
 from eddies.tasks.image_grid import save_panels
@@ -205,8 +206,7 @@ class MNISTRows(Task):
         ``gather`` (e.g. ``accelerator.gather_for_metrics``) collects per-sample values from
         every process before averaging; without it the loader's own samples are averaged.
         """
-        if options:
-            raise RecipeError(f"mnist_rows.evaluate: unknown options {sorted(options)}; it takes none", "eval")
+        check_options("mnist_rows.evaluate", options)
         was_training = model.training
         model.eval()
         nll, bpd = [], []

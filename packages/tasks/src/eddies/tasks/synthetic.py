@@ -29,7 +29,8 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from eddies.core import ComponentConfig, DataError, DataSpec, RecipeError, Task, register
+from eddies.core import ComponentConfig, DataError, DataSpec, Task, register
+from eddies.core.task import check_options
 from eddies.tasks.cache import SPLITS, check_split
 
 
@@ -96,8 +97,7 @@ class SyntheticRegression(Task):
         return {"test_nll": "min", "test_mse": "min", "oracle_nll": "min"}
 
     def evaluate(self, model: nn.Module, loader: Any, **options: Any) -> dict[str, float]:
-        if options:
-            raise RecipeError(f"synthetic_regression.evaluate: unknown options {sorted(options)}; it takes none", "eval")
+        check_options("synthetic_regression.evaluate", options)
         nll = sq = oracle = 0.0
         count = 0
         oracle_scale = torch.full((self.y_dim,), self.noise)

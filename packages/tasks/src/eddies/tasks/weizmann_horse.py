@@ -89,6 +89,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset, default_collate
 
 from eddies.core import ComponentConfig, DataError, DataSpec, RecipeError, ShapeError, Task, register
+from eddies.core.task import check_options
 from eddies.tasks.cache import SPLITS, ArrowCache, Count, cache_key, check_limit, check_split
 from eddies.tasks.counter_noise import counter_uniform
 from eddies.tasks.segmentation_metrics import (
@@ -425,9 +426,7 @@ def _prediction_options(where: str, options: dict[str, Any]) -> tuple[int, float
     options = dict(options)
     samples, temperature = options.pop("samples", 10), options.pop("temperature", 1.0)
     path = "eval" if where == "evaluate" else ""  # evaluate's options are the recipe's eval mapping
-    if options:
-        raise RecipeError(f"weizmann_horse.{where}: unknown options {sorted(options)}; known: samples, "
-                          "temperature", path)
+    check_options(f"weizmann_horse.{where}", options, ("samples", "temperature"), path)
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise RecipeError(f"weizmann_horse.{where}: samples must be an integer >= 1, got {samples!r}", path)
     if not float(temperature) >= 0:
