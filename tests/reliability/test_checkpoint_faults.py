@@ -12,6 +12,7 @@ from eddies.core import CheckpointError, NonFiniteLossError, get_registry, regis
 from eddies.engine import MetricsLog, Trainer, load_checkpoint, read_checkpoint
 from eddies.engine.checkpoint import clean_leftovers, read_state, state_digest
 from eddies.models import GaussianRegression
+from eddies.tasks.synthetic import SyntheticRegression, SyntheticRegressionConfig
 from tests.engine.conftest import tiny_recipe
 
 
@@ -90,6 +91,32 @@ def test_a_checkpoint_with_inf_weights_is_neither_best_nor_last_good(tmp_path):
     assert (folder / "best").read_text().strip() == "step-000006"
     assert state["trainer"]["best"]["step"] == 6
     assert json.loads((folder / "step-000006" / "state.json").read_text())["good"] is True
+
+
+class OneDivergedMetric(SyntheticRegression):
+    """synthetic_regression with one more task metric that is always NaN (as a 1 s forecast of one
+    action can diverge while every other metric is fine)."""
+
+    def metric_directions(self):
+        return {**super().metric_directions(), "diverged": "min"}
+
+    def evaluate(self, model, loader, **options):
+        return {**super().evaluate(model, loader, **options), "diverged": math.nan}
+
+
+def test_a_nan_side_metric_leaves_the_checkpoint_good_and_best(tmp_path):
+    """Only the losses and the monitored metric decide whether a checkpoint is good."""
+    with get_registry("tasks").scoped():
+        register("tasks", "one_diverged_metric", config=SyntheticRegressionConfig,
+                 summary="a NaN task metric (tests)")(OneDivergedMetric)
+        recipe = tiny_recipe({"epochs": 2, "task_eval_every": 1, "monitor": {"metric": "val_test_mse"}},
+                             task={"type": "one_diverged_metric", "n_train": 96, "n_validation": 40, "n_test": 32})
+        Trainer(recipe, tmp_path).fit()
+    folder = tmp_path / "checkpoints"
+    state = json.loads((folder / "step-000012" / "state.json").read_text())
+    assert math.isnan(state["trainer"]["last_metrics"]["val_diverged"])
+    assert state["good"] is True and state["trainer"]["last_good"] == "step-000012"
+    assert (folder / "best").read_text().strip() in ("step-000006", "step-000012")
 
 
 # a component now provided by another distribution ---------------------------------------------

@@ -11,7 +11,7 @@ from eddies.tasks.mnist_rows import default_source
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "frmdn-mnist.md"
 MODULES = ["eddies.tasks.cache", "eddies.tasks.numpy_pickle", "eddies.tasks.logit_space", "eddies.tasks.counter_noise",
-           "eddies.tasks.image_grid", "eddies.tasks.synthetic"]
+           "eddies.tasks.image_grid", "eddies.tasks.synthetic", "eddies.tasks.prediction"]
 
 
 @pytest.mark.parametrize("name", MODULES)

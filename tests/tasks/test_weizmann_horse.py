@@ -13,6 +13,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
+import eddies.tasks.cache
 import eddies.tasks.weizmann_horse as module
 from eddies.core import TASKS, DataError, RecipeError, ShapeError, build
 from eddies.tasks.segmentation_metrics import class_mean_iou, confusion_counts
@@ -90,7 +91,7 @@ def test_default_source_is_the_shared_folder_beside_the_repository(monkeypatch):
 def test_a_missing_source_says_where_it_looked_and_how_to_set_it(tmp_path, monkeypatch):
     with pytest.raises(DataError, match=r"nowhere has no folder rgb/.*task\.source=PATH"):
         make(source=str(tmp_path / "nowhere")).prepare()
-    monkeypatch.setattr(module, "search_roots", lambda: [tmp_path])
+    monkeypatch.setattr(eddies.tasks.cache, "search_roots", lambda: [tmp_path])
     with pytest.raises(DataError, match=r"looked for shared/data/weizmann_horse in .* and its parents.*task\.source"):
         make().prepare()
 

@@ -36,7 +36,9 @@ from eddies.conditioners.pono import PONO, pono
 from eddies.conditioners.predrnn import PredRNN, SpatioTemporalLSTMCell
 from eddies.conditioners.recurrent import GRUConditioner, LSTMConditioner
 
-__all__ = [
+__version__ = "0.1.0"
+
+__all__ = ["__version__",
     "MLP", "PONO", "CGlowFeatureNet", "CGlowVectorNet", "ConvStack", "GRUConditioner", "LMConv",
     "LSTMConditioner", "MotionFlowConditioner", "MotionGRU", "Ordering", "PredRNN",
     "SpatioTemporalLSTMCell", "neighbourhood_warp", "ordering_ranks", "pono", "resize_conv",

@@ -33,10 +33,11 @@ from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
 from eddies.core.errors import Problem, RecipeError, RegistryError, brief, did_you_mean, shorten
+from eddies.core.packaged import packaged_recipes
 from eddies.core.registry import get_registry
 from eddies.core.spec import (
     Spec,
@@ -49,6 +50,8 @@ from eddies.core.spec import (
 )
 
 RECIPES_ENV = "EDDIES_RECIPES"
+TRACKERS = ("tensorboard", "wandb", "mlflow")
+"""The experiment trackers ``train.log_with`` may name (Accelerate's trackers; see eddies.engine.tracking)."""
 
 
 class Monitor(BaseModel):
@@ -84,29 +87,48 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_default=True)
     batch_size: int = Field(64, ge=1, description="global batch size, split across processes")
-    eval_batch_size: int | None = Field(None, ge=1)
-    epochs: int = Field(1, ge=1)
+    eval_batch_size: int | None = Field(None, ge=1, description="per-process batch size of evaluation (default: batch_size)")
+    epochs: int = Field(1, ge=1, description="passes over the training split")
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
-    optimizer: SpecOf("optimizers") = {"type": "adam"}
-    scheduler: SpecOf("schedulers") | None = None
+    optimizer: SpecOf("optimizers") = Field({"type": "adam"}, description="a registered optimizer")
+    scheduler: SpecOf("schedulers") | None = Field(None, description="learning-rate schedule, stepped once per optimizer step")
     grad_clip: float | None = Field(None, gt=0, description="max global gradient norm")
     grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
-    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    mixed_precision: Literal["no", "fp16", "bf16"] = Field("no", description="autocast precision (on CPU: bf16)")
     monitor: Monitor = Monitor()
-    early_stopping: EarlyStopping | None = None
+    early_stopping: EarlyStopping | None = Field(None, description="stop when the monitored metric stops improving")
     task_eval_every: int | None = Field(
         1, ge=1, description="evaluations between computations of the task's metrics (also at the last "
         "evaluation); null: only at the last")
     max_nonfinite: int = Field(10, ge=1, description="stop after this many non-finite steps in a row")
     eval_every: int | None = Field(None, ge=1, description="steps between evaluations (default: each epoch)")
-    log_every: int = Field(10, ge=1)
+    log_every: int = Field(10, ge=1, description="steps between metrics/steps.jsonl records (and tracker logs)")
+    log_with: list[str] = Field(
+        default_factory=list, description=f"experiment trackers besides the JSONL files: any of {', '.join(TRACKERS)}")
+    progress_every: float | None = Field(
+        30.0, gt=0, description="seconds between plain progress lines when stderr is not a terminal; null: none")
     checkpoint_every: int | None = Field(None, ge=1, description="steps between checkpoints (default: each epoch)")
     num_workers: int = Field(0, ge=0, le=1024, description="data loader worker processes")
     threads: int | None = Field(None, ge=1, le=1024, description="torch intra-op threads (default: torch's)")
-    compile: bool = False
+    compile: bool = Field(False, description="torch.compile the loss")
     keep_checkpoints: int = Field(3, ge=1, description="newest checkpoints kept (plus 'best')")
     samples: bool = Field(True, description="write the task's sample grid beside the checkpoints at the end")
     find_unused_parameters: bool = Field(False, description="DDP: allow parameters without gradient")
+
+    @field_validator("log_with", mode="before")
+    @classmethod
+    def _known_trackers(cls, value: Any) -> Any:
+        """``log_with: tensorboard`` is ``[tensorboard]``; each name must be one of :data:`TRACKERS`, once."""
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, list):
+            return value  # pydantic's own message ("Input should be a valid list")
+        for name in names:
+            if name not in TRACKERS:
+                raise ValueError(f"unknown tracker {brief(name)}.{did_you_mean(str(name), TRACKERS)} "
+                                 f"Trackers: {', '.join(TRACKERS)}")
+        if len(set(names)) < len(names):
+            raise ValueError(f"a tracker is named twice in {brief(names)}")
+        return names
 
     @model_validator(mode="after")
     def _one_monitored_metric(self) -> TrainConfig:
@@ -139,14 +161,15 @@ class Recipe(BaseModel):
 
 # ------------------------------------------------------------------------------------------
 def recipes_dir(start: Path | None = None) -> Path:
-    """``$EDDIES_RECIPES``, else the nearest ``recipes/`` folder at or above ``start`` (cwd)."""
+    """``$EDDIES_RECIPES``, else the nearest ``recipes/`` folder at or above ``start`` (cwd), else the
+    recipes installed with the ``eddies`` distribution (:func:`eddies.core.packaged.packaged_recipes`)."""
     if os.environ.get(RECIPES_ENV):
         return Path(os.environ[RECIPES_ENV])
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / "recipes").is_dir():
             return folder / "recipes"
-    return here / "recipes"
+    return packaged_recipes() or here / "recipes"
 
 
 def find_recipe(name: str | os.PathLike[str], directory: Path | None = None) -> Path:
@@ -173,6 +196,19 @@ def _find_recipe(name: str | os.PathLike[str], directory: Path | None) -> Path:
         f"Recipes in {directory}: {', '.join(known) or '(none)'}",
         "recipe",
     )
+
+
+def list_recipes(directory: Path | None = None) -> list[tuple[str, str]]:
+    """``(name, description)`` of every recipe file ``*.yaml`` in ``directory`` (default
+    :func:`recipes_dir`), sorted by name; a file that does not load says why instead."""
+    found = []
+    for path in sorted((directory or recipes_dir()).glob("*.yaml")):
+        try:
+            description = str(load_yaml(path).get("description", ""))
+        except RecipeError as err:
+            description = f"(cannot be read: {shorten(err.message, 120)})"
+        found.append((path.stem, shorten(" ".join(description.split()), 200)))
+    return found
 
 
 MAX_RECIPE_BYTES = 2**18  # a recipe or sweep file larger than 256 KiB is refused unread (recipes: ~3 kB)
@@ -577,7 +613,7 @@ def split_cli(argv: list[str]) -> tuple[dict[str, str], list[str]]:
 
 
 __all__ = [
-    "MAX_RECIPE_BYTES", "MAX_YAML_DEPTH", "MAX_YAML_NODES", "EarlyStopping", "Monitor", "Recipe", "Spec",
-    "TrainConfig", "apply_overrides", "find_recipe", "load_recipe", "load_yaml", "override_origin",
+    "MAX_RECIPE_BYTES", "MAX_YAML_DEPTH", "MAX_YAML_NODES", "TRACKERS", "EarlyStopping", "Monitor", "Recipe", "Spec",
+    "TrainConfig", "apply_overrides", "find_recipe", "list_recipes", "load_recipe", "load_yaml", "override_origin",
     "parse_override", "parse_yaml", "recipe_tree", "recipes_dir", "set_dotted", "split_cli", "validate_recipe",
 ]

@@ -17,12 +17,16 @@ string is shorthand for ``{type: string}``.
 from __future__ import annotations
 
 import math
+import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
 
+import annotated_types
+import yaml
 from pydantic import BaseModel, PlainSerializer, PlainValidator, ValidationError, WithJsonSchema
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from eddies.core.errors import Problem, RecipeError, RegistryError, brief, did_you_mean
@@ -57,7 +61,11 @@ class Spec:
             raise TypeError(
                 f"{self.kind}/{self.entry.ref}: runtime arguments {clash} clash with config fields"
             )
-        return self.entry.target(**fields, **runtime)
+        built = self.entry.target(**fields, **runtime)
+        if self.kind == "schedulers":  # a torch schedule's state_dict() is its __dict__: no record on it
+            return built
+        from eddies.core.objects import remember  # lazy: objects imports this module
+        return remember(built, self, runtime)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready spec with every default filled in and every version pinned (``name@N``)."""
@@ -94,12 +102,6 @@ def _nested_entries(value: Any) -> list[Entry]:
 
 
 def _validate_nested(value: Any, kind: str) -> Spec:
-    if isinstance(value, Spec):
-        if value.kind != kind:
-            raise PydanticCustomError(
-                "eddies_spec", "{message}", {"path": "", "message": f"expected a {kind} spec"}
-            )
-        return value
     try:
         return validate_spec(value, kind)
     except RecipeError as err:  # every problem travels, each with its path inside this spec
@@ -220,15 +222,11 @@ def _unknown_key_message(key: str, allowed: list[str]) -> str:
 
 def validate_spec(spec: Any, kind: str, path: str = "", source: str | None = None) -> Spec:
     """Validate a spec (mapping or name string) of ``kind``, recursively; raise :class:`RecipeError`."""
-    if isinstance(spec, Spec):
-        return spec
+    if not isinstance(spec, str | Mapping):  # a Spec, a built component, or an object stating its spec
+        from eddies.core.objects import spec_of_object
+        return spec_of_object(spec, kind, path, source)
     if isinstance(spec, str):
         spec = {"type": spec}
-    if not isinstance(spec, Mapping):
-        raise RecipeError(
-            f"expected a {kind} spec (a mapping with 'type'), got {type(spec).__name__} {brief(spec)}",
-            path, source,
-        )
     if "type" not in spec:
         raise RecipeError(
             f"{kind} spec has no 'type'; registered {kind}: {', '.join(get_registry(kind).names())}",
@@ -254,6 +252,85 @@ def validate_spec(spec: Any, kind: str, path: str = "", source: str | None = Non
         if not problems:
             return Spec(kind, entry, config)
     raise RecipeError(problems[0].message, problems[0].path, source, further=problems[1:])
+
+
+class FieldRow(NamedTuple):
+    """One row of :func:`describe_config`: dotted key, type, default, description."""
+
+    key: str
+    type: str
+    default: str
+    description: str
+
+
+_BOUNDS = ((annotated_types.Ge, "ge", ">="), (annotated_types.Gt, "gt", ">"), (annotated_types.Le, "le", "<="),
+           (annotated_types.Lt, "lt", "<"))
+
+
+def type_text(annotation: Any, metadata: Sequence[Any] = ()) -> str:
+    """A config field's type as a reader writes it: ``int >= 1``, ``float | null``, ``no | fp16 | bf16``,
+    ``list of int``, ``optimizers spec`` (a nested component), ``mapping``."""
+    bounds = [f"{sign} {getattr(mark, name)}" for mark in metadata for cls, name, sign in _BOUNDS
+              if isinstance(mark, cls)]
+    kind = next((mark.kind for mark in metadata if isinstance(mark, SpecKind)), None)
+    origin, args = get_origin(annotation), get_args(annotation)
+    if kind is not None:
+        text = f"{kind} spec"
+    elif origin is Annotated:
+        return type_text(args[0], [*args[1:], *metadata])
+    elif origin in (Union, types.UnionType):
+        text = " | ".join(type_text(a) if a is not type(None) else "null" for a in args)
+    elif origin is Literal:
+        text = " | ".join(str(a) for a in args)
+    elif origin in (list, tuple, Sequence):
+        text = f"list of {type_text(args[0])}" if args else "list"
+    elif origin is dict or annotation is dict or (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        text = "mapping"
+    elif annotation is Any:
+        text = "any"
+    else:
+        text = getattr(annotation, "__name__", str(annotation))
+    return " ".join([text, *bounds]) if bounds else text
+
+
+def _default_text(field: FieldInfo) -> str:
+    if field.is_required():
+        return "required"
+    default = field.get_default(call_default_factory=True)
+    if isinstance(default, Spec):
+        default = default.to_dict()
+    elif isinstance(default, BaseModel):
+        default = default.model_dump(mode="json")
+    text = yaml.safe_dump(default, default_flow_style=True, width=math.inf).strip()
+    return text.removesuffix("\n...").removesuffix("...").strip()
+
+
+def describe_config(config: type[BaseModel], prefix: str = "") -> list[FieldRow]:
+    """Every field of a config model as a :class:`FieldRow`, nested models' fields under dotted
+    keys (``monitor.metric``); what ``apps/components.py show`` and ``apps/train.py --help`` print."""
+    rows = []
+    for name, field in config.model_fields.items():
+        key = join_path(prefix, name)
+        nested = [a for a in (field.annotation, *get_args(field.annotation))
+                  if isinstance(a, type) and issubclass(a, BaseModel)]
+        if nested and not any(isinstance(m, SpecKind) for m in field.metadata):
+            if field.get_default(call_default_factory=True) is None:
+                rows.append(FieldRow(key, type_text(field.annotation, field.metadata), "null",
+                                     field.description or ""))
+            rows += describe_config(nested[0], key)
+            continue
+        rows.append(FieldRow(key, type_text(field.annotation, field.metadata), _default_text(field),
+                             " ".join((field.description or "").split())))
+    return rows
+
+
+def field_table(rows: Sequence[FieldRow]) -> str:
+    """:func:`describe_config`'s rows as aligned text columns (the description last, unpadded)."""
+    head = FieldRow("key", "type", "default", "description")
+    shown = [head, *rows]
+    widths = [max(len(getattr(r, c)) for r in shown) for c in ("key", "type", "default")]
+    return "\n".join("  ".join([*(cell.ljust(w) for cell, w in zip(r[:3], widths, strict=True)), r[3]]).rstrip()
+                     for r in shown)
 
 
 def build(spec: Any, kind: str | None = None, **runtime: Any) -> Any:

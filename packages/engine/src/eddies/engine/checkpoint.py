@@ -5,7 +5,9 @@ Layout of one checkpoint (``<run_dir>/checkpoints/step-000123/``)::
     model.safetensors       the model's state dict (parameters and buffers, unwrapped)
     optimizer.safetensors   tensors of the optimizer and scheduler states
     rng.safetensors         tensors of every rank's RNG states
-    state.json              the validated recipe (versions pinned), step/epoch, trainer counters,
+    state.json              the validated recipe (versions pinned), the model's data spec
+                            (``data_spec``: :func:`data_spec_to_dict`; absent from checkpoints of
+                            earlier trainers), step/epoch, trainer counters,
                             the JSON skeletons of optimizer/scheduler/RNG states
                             (:mod:`eddies.engine.serialization`), every component's
                             kind/name@version/distribution/version, library versions, the
@@ -53,7 +55,7 @@ from eddies.core.errors import CheckpointError, EddiesError, RegistryError
 from eddies.core.files import atomic_dir, atomic_write_bytes, remove_dir
 from eddies.core.recipe import Recipe, validate_recipe
 from eddies.core.registry import Entry, get_registry
-from eddies.core.task import Task
+from eddies.core.task import DataSpec, Task
 
 FORMAT = 2  # 2: state.json carries its own SHA-256; format 1 (without it) is still read, with a warning
 FILES = ("model.safetensors", "optimizer.safetensors", "rng.safetensors")
@@ -87,6 +89,29 @@ def components(recipe: Recipe) -> list[dict[str, Any]]:
         for entry in spec.entries():
             seen.setdefault((entry.kind, entry.name, entry.version), entry.provenance())
     return list(seen.values())
+
+
+def data_spec_to_dict(spec: DataSpec) -> dict[str, Any]:
+    """The JSON form of a :class:`~eddies.core.task.DataSpec` that ``state.json`` records:
+    ``{"shapes": {name: [sizes]}, "target": name, "condition": name or null}``."""
+    return {"shapes": {name: list(shape) for name, shape in spec.shapes.items()},
+            "target": spec.target, "condition": spec.condition}
+
+
+def data_spec_from_state(state: dict[str, Any], where: Path | str) -> DataSpec | None:
+    """The data spec a checkpoint's ``state.json`` records, ``None`` for a checkpoint written
+    before checkpoints recorded it; a malformed entry is a :class:`CheckpointError`."""
+    found = state.get("data_spec")
+    if found is None:
+        return None
+    try:
+        shapes = {str(name): tuple(int(n) for n in shape) for name, shape in found["shapes"].items()}
+        spec = DataSpec(shapes, target=str(found["target"]),
+                        condition=None if found["condition"] is None else str(found["condition"]))
+        spec.target_shape, spec.condition_shape  # noqa: B018 (the roles must name recorded tensors)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise CheckpointError(f"checkpoint {where}: its data_spec is malformed ({type(err).__name__}: {err})") from None
+    return spec
 
 
 def library_versions() -> dict[str, str | None]:

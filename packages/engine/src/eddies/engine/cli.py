@@ -12,8 +12,14 @@ traceback.
 from another distribution than the one that saved it (a plug-in overriding it, see
 docs/plugins.md); without it that is an error naming the component and both distributions.
 
+``--help`` (or ``-h``) prints the app's usage; train's is generated from the schemas
+(:func:`help_text`): the ``train`` keys with their types and defaults, the recipes available and
+the component kinds. ``print_config=true`` (or ``--cfg``) prints the fully resolved recipe as YAML
+(defaults filled, versions pinned; a valid recipe file) and exits without training.
+
 Example::
 
+    .venv/bin/python apps/train.py recipe=frmdn_mnist --cfg                # the resolved recipe, nothing trained
     .venv/bin/python apps/train.py recipe=frmdn_mnist train.epochs=1 run_dir=runs/try
     .venv/bin/python apps/train.py run_dir=runs/try resume=auto   # continue it (recipe from the checkpoint)
     .venv/bin/python apps/evaluate.py checkpoint=runs/try         # test metrics of its latest checkpoint
@@ -22,6 +28,7 @@ Example::
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import sys
@@ -31,10 +38,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from eddies.core.errors import EddiesError, RecipeError, TrainingInterrupted, did_you_mean, shorten
 from eddies.core.files import obstacle
-from eddies.core.recipe import Recipe, load_recipe, split_cli
+from eddies.core.recipe import Recipe, TrainConfig, list_recipes, load_recipe, recipes_dir, split_cli
+from eddies.core.registry import KINDS
+from eddies.core.spec import describe_config, field_table
 from eddies.engine.checkpoint import (
     checkpoint_recipe,
     find_checkpoint,
@@ -47,7 +57,8 @@ from eddies.engine.rng import seed_everything
 from eddies.engine.trainer import Trainer
 
 TRAIN_USAGE = ("usage: .venv/bin/python apps/train.py recipe=NAME|PATH [run_dir=PATH] [resume=auto|PATH] "
-               "[data_dir=PATH] [seed=N] [name=NAME] [allow_other_distribution=true] [dotted.key=value ...]")
+               "[data_dir=PATH] [seed=N] [name=NAME] [allow_other_distribution=true] [print_config=true|--cfg] "
+               "[dotted.key=value ...]")
 EVALUATE_USAGE = ("usage: .venv/bin/python apps/evaluate.py checkpoint=PATH [split=test] [out=PATH] [data_dir=PATH] "
                   "[batch_size=N] [allow_other_distribution=true] [eval.KEY=VALUE ...]")
 SAMPLE_USAGE = ("usage: .venv/bin/python apps/sample.py checkpoint=PATH [n=16] [temperature=T[,T...]] "
@@ -55,11 +66,12 @@ SAMPLE_USAGE = ("usage: .venv/bin/python apps/sample.py checkpoint=PATH [n=16] [
 MAX_SAMPLES, MAX_TEMPERATURES = 1024, 16  # bounds of sample.py's n= and temperature= (one picture)
 
 
-def run(main: Callable[[list[str]], Any]) -> None:
-    """Run an app's ``main(argv)``: a failure is one ``error:`` line on stderr (see the module docstring)."""
-    argv = sys.argv[1:]
+def run(main: Callable[[list[str]], Any], argv: list[str] | None = None) -> None:
+    """Run an app's ``main(argv)`` (default ``sys.argv[1:]``): ``--help`` prints :func:`help_text`;
+    a failure is one ``error:`` line on stderr (see the module docstring)."""
+    argv = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in argv):
-        print(main.__doc__)
+        print(help_text(main))
         sys.exit(0)
     try:
         main(argv)
@@ -76,6 +88,31 @@ def run(main: Callable[[list[str]], Any]) -> None:
 def _fail(message: str, status: int) -> None:
     print(f"error: {message}", file=sys.stderr)
     sys.exit(status)
+
+
+def help_text(main: Callable[[list[str]], Any]) -> str:
+    """The ``--help`` text of an app: its docstring; for :func:`train_main` followed by the
+    ``train`` settings (dotted key, type, default, description: :func:`eddies.core.spec.describe_config`
+    of :class:`~eddies.core.recipe.TrainConfig`), the recipes in :func:`~eddies.core.recipe.recipes_dir`
+    with their descriptions, and the component kinds."""
+    text = inspect.cleandoc(main.__doc__ or "")
+    if main is not train_main:
+        return text
+    recipes = list_recipes()
+    width = max((len(name) for name, _ in recipes), default=0)
+    return "\n\n".join([
+        text,
+        "Training settings (override with train.KEY=VALUE; docs/training.md explains each):\n"
+        + _indent(field_table(describe_config(TrainConfig))),
+        f"Recipes (recipe=NAME; in {recipes_dir()}):\n"
+        + (_indent("\n".join(f"{name.ljust(width)}  {about}".rstrip() for name, about in recipes)) or "  (none)"),
+        f"Component kinds: {', '.join(KINDS)}. Each kind's components: .venv/bin/python apps/components.py "
+        "list KIND; one component's settings: .venv/bin/python apps/components.py show KIND/NAME",
+    ])
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" if line else line for line in text.splitlines())
 
 
 def os_error_message(err: OSError) -> str:
@@ -118,26 +155,34 @@ def _recipe_for_training(options: dict[str, str], overrides: list[str], allow_ot
 
 
 def train_main(argv: list[str]) -> dict[str, Any]:
-    """.venv/bin/python apps/train.py recipe=NAME|PATH [run_dir=PATH] [resume=auto|PATH] [data_dir=PATH] [allow_other_distribution=true] [key=value ...]
+    """.venv/bin/python apps/train.py recipe=NAME|PATH [run_dir=PATH] [resume=auto|PATH] [data_dir=PATH] [allow_other_distribution=true] [print_config=true|--cfg] [key=value ...]
 
     Train a recipe (dotted key=value pairs override it; seed=N and name=NAME set the recipe's
     top-level seed and name). run_dir defaults to
     runs/<recipe name>/<UTC timestamp>; resume=auto continues from run_dir's latest checkpoint
     when there is one, resume=PATH from a checkpoint or run directory (the recipe may then be
     omitted: it is read from the checkpoint). allow_other_distribution=true resumes a checkpoint
-    whose components now come from another distribution. Prints the run directory first and the
-    final metrics as JSON last. Ctrl-C saves a checkpoint, says where, and exits with status 130.
+    whose components now come from another distribution. print_config=true (or --cfg) prints
+    the fully resolved recipe as YAML (a recipe file: defaults filled, versions pinned) and
+    exits without training. Prints the run directory first and the final metrics as JSON last
+    (with "run_dir"). Ctrl-C saves a checkpoint, says where and how to continue, and exits with
+    status 130.
     """
+    argv = [word for word in argv if word != "--cfg"] + (["print_config=true"] if "--cfg" in argv else [])
     options, overrides = parse(argv, ("recipe", "run_dir", "resume", "data_dir", "seed", "name",
-                                      "allow_other_distribution"), TRAIN_USAGE)
+                                      "allow_other_distribution", "print_config"), TRAIN_USAGE)
     overrides = [f"{key}={options.pop(key)}" for key in ("seed", "name") if key in options] + overrides
     allow_other = _flag(options, "allow_other_distribution")
     recipe = _recipe_for_training(options, overrides, allow_other)
+    if _flag(options, "print_config"):
+        tree = recipe.to_dict()
+        print(yaml.safe_dump(tree, sort_keys=False, width=110), end="", flush=True)
+        return tree
     trainer = Trainer(recipe, options.get("run_dir"), options.get("resume") or None,
                       data_dir=options.get("data_dir"), allow_other_distribution=allow_other)
     if trainer.is_main:
         print(f"run directory: {trainer.run_dir}", flush=True)
-    result = trainer.fit()
+    result = {**trainer.fit(), "run_dir": str(trainer.run_dir)}
     if trainer.is_main:
         print(json.dumps(result))
     return result

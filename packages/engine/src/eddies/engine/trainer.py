@@ -21,9 +21,13 @@ afterwards (:func:`~eddies.engine.rng.forked_rng`), so they are reproducible, re
 leave the training streams untouched; the values are broadcast to every rank. One monitored
 metric (``train.monitor``, default ``val_nll`` when present else ``val_loss``; its mode the
 task's direction, else min) selects the ``best`` checkpoint and drives early stopping. Every
-evaluation appends its record, writes a checkpoint, then calls the callbacks (rank 0); ``curves.png`` is redrawn
-after an evaluation when the last drawing is older than ``PLOT_INTERVAL`` seconds, and at the
-end of the run. Rank 0 alone writes files.
+evaluation appends its record, writes a checkpoint, then calls the callbacks' ``on_evaluate``
+(rank 0); ``curves.png`` is redrawn after an evaluation when the last drawing is older than
+``PLOT_INTERVAL`` seconds, and at the end of the run. Rank 0 alone writes files. After every
+optimizer step the callbacks' ``on_step`` runs (rank 0; :class:`Callback`). The records of
+``steps.jsonl`` and ``evals.jsonl`` also go to the experiment trackers of ``train.log_with``
+(:mod:`eddies.engine.tracking`), and the progress is a bar on a terminal, plain lines every
+``train.progress_every`` seconds otherwise (:mod:`eddies.engine.progress`).
 
 The model hears how far training has gone through ``model.set_progress(step, total_steps)``
 (:class:`~eddies.core.model.Model`): before every optimizer step (``step`` = optimizer steps
@@ -34,7 +38,8 @@ directory (``.lock``) from the Trainer's construction to the end of :meth:`Train
 second run into it fails at once; leftovers of killed writes are removed at the start. An evaluation's record is
 appended to ``evals.jsonl`` (and the metric files fsynced) *before* its checkpoint is written,
 so every checkpoint's records are on disk. A checkpoint whose weights or metrics are not all
-finite is never ``best`` nor the "last good checkpoint" errors name. Ctrl-C (SIGINT) lets the
+finite (its losses and the monitored metric; another task metric may be NaN) is never ``best``
+nor the "last good checkpoint" errors name. Ctrl-C (SIGINT) lets the
 current step finish, writes a checkpoint and raises
 :class:`~eddies.core.errors.TrainingInterrupted` naming it; a second Ctrl-C stops at once. A
 write into the run directory that fails (read-only, full, not a folder) is a
@@ -67,9 +72,8 @@ from typing import Any, Protocol
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.state import AcceleratorState, PartialState
-from accelerate.utils import broadcast_object_list, gather_object
+from accelerate.utils import ProjectConfiguration, broadcast_object_list, gather_object
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from eddies.core.errors import (
     CheckpointError,
@@ -82,12 +86,14 @@ from eddies.core.errors import (
 )
 from eddies.core.files import atomic_write_bytes, lock_holder, make_dir, try_lock, unlock
 from eddies.core.recipe import Recipe, TrainConfig
+from eddies.engine import tracking
 from eddies.engine.checkpoint import (
     Checkpoint,
     check_components,
     checkpoint_name,
     clean_leftovers,
     components,
+    data_spec_to_dict,
     find_checkpoint,
     latest_checkpoint,
     library_versions,
@@ -100,6 +106,7 @@ from eddies.engine.checkpoint import (
 )
 from eddies.engine.data import ShardBatchSampler, TrainBatchSampler, loader
 from eddies.engine.metrics import MetricsLog, plot_curves
+from eddies.engine.progress import Progress
 from eddies.engine.rng import derive_seed, forked_rng, rng_state, seed_everything, set_rng_state
 from eddies.engine.serialization import join_state, split_state
 
@@ -118,7 +125,16 @@ effect from the resumed step on."""
 
 
 class Callback(Protocol):
-    """Called on rank 0 after every evaluation, once that evaluation's checkpoint is on disk."""
+    """Hooks called on rank 0; a callback defines either or both (the other is not called).
+
+    ``on_step`` after every optimizer step (``step`` = steps done; ``values`` the step's loss
+    entries, averaged over micro-batches and processes, and ``grad_norm``, or ``None`` when the
+    step was skipped as non-finite), before that step's evaluation if one is due; ``on_evaluate``
+    after every evaluation, once that evaluation's checkpoint is on disk. Either may call
+    :meth:`Trainer.request_stop`: the run then ends after the current (or next) evaluation.
+    """
+
+    def on_step(self, trainer: Trainer, step: int, values: dict[str, float] | None) -> None: ...
 
     def on_evaluate(self, trainer: Trainer, metrics: dict[str, float], checkpoint_dir: Path | None) -> None: ...
 
@@ -134,8 +150,9 @@ class LossModule(nn.Module):
         return self.model.loss(batch)
 
 
-def make_accelerator(cfg: TrainConfig) -> Accelerator:
-    """An Accelerator on CUDA when present, else CPU, with the recipe's mixed precision.
+def make_accelerator(cfg: TrainConfig, run_dir: Path | None = None) -> Accelerator:
+    """An Accelerator on CUDA when present, else CPU, with the recipe's mixed precision and
+    trackers (``train.log_with``, writing into ``run_dir``: :mod:`eddies.engine.tracking`).
 
     Accelerate keeps one process-wide state; in a single (non-launched) process a new recipe may
     ask for another precision, so that state is reset first (launched processes run one recipe).
@@ -144,6 +161,8 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
         cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.find_unused_parameters)],
     )
+    if cfg.log_with and run_dir is not None:
+        kwargs.update(log_with=list(cfg.log_with), project_config=ProjectConfiguration(**tracking.project_config(run_dir)))
     try:
         return Accelerator(**kwargs)
     except ValueError:
@@ -191,8 +210,12 @@ def _listed(changes: list[tuple[str, Any, Any]], most: int = 10) -> str:
     return text + (f"; and {len(changes) - most} more" if len(changes) > most else "")
 
 
-def _finite(values: dict[str, Any]) -> bool:
-    return all(math.isfinite(v) for v in values.values() if isinstance(v, int | float))
+def _finite(values: dict[str, Any], monitored: str) -> bool:
+    """Whether the losses (``*loss``, ``*nll``) and the monitored metric among ``values`` are finite.
+    Another task metric may be NaN without harm (a diverged 1 s forecast of one action, a
+    protocol without windows): it is reported as it is, and does not disqualify the checkpoint."""
+    return all(math.isfinite(v) for k, v in values.items() if isinstance(v, int | float)
+               and (k == monitored or k.endswith(("loss", "nll"))))
 
 
 class Trainer:
@@ -211,14 +234,16 @@ class Trainer:
         components are now provided by another distribution (else a CheckpointError)."""
         self.recipe, self.cfg = recipe, recipe.train
         self.callbacks = tuple(callbacks)
+        tracking.check_installed(self.cfg.log_with)
         if self.cfg.threads is not None:
             torch.set_num_threads(self.cfg.threads)
-        self.accelerator = make_accelerator(self.cfg)
+        self.run_dir = self._choose_run_dir(run_dir)
+        self.accelerator = make_accelerator(self.cfg, self.run_dir)
         self.world, self.rank = self.accelerator.num_processes, self.accelerator.process_index
         self.is_main = self.accelerator.is_main_process
         self.last_good: Path | None = None  # newest checkpoint with finite weights and metrics
         self._lock: int | None = None
-        self.run_dir = self._choose_run_dir(run_dir)
+        self._progress: Progress | None = None  # while fit() trains
         self.checkpoints = self.run_dir / "checkpoints"
         try:
             self._claim_run_dir()
@@ -273,7 +298,7 @@ class Trainer:
         self.last_metrics: dict[str, float] = {}
         self._since_log: dict[str, float] = {}
         self._since_eval: dict[str, float] = {}
-        self._stop: str | None = None
+        self._stop: str | None = None  # why the run ends early (early stopping, a callback)
         self._plotted = time.monotonic()
         self._saved_step: int | None = None  # step of the last checkpoint this process wrote
         self._interrupted = self._interrupt_seen = False  # Ctrl-C: here / on any rank (reduced)
@@ -297,9 +322,15 @@ class Trainer:
             with self._writing("recipe.json"):
                 atomic_write_bytes(self.run_dir / "recipe.json", json.dumps(
                     {"recipe": recipe.to_dict(), "components": components(recipe)}, indent=1).encode())
+        if self.cfg.log_with:
+            with self._writing("the trackers' files"):
+                tracking.start(self.accelerator, recipe.name or "eddies", recipe.to_dict(), self.step)
 
     def close(self) -> None:
-        """Release the run directory's lock (:meth:`fit` does so when it ends, however it ends)."""
+        """Close the trackers and release the run directory's lock (:meth:`fit` does so when it
+        ends, however it ends)."""
+        if hasattr(self, "accelerator"):
+            tracking.finish(self.accelerator)
         if self._lock is not None:
             unlock(self._lock)
             self._lock = None
@@ -405,21 +436,22 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         """Write a checkpoint of the current step (all ranks must call it; rank 0 writes).
 
-        It is "good" when its weights and this step's evaluation metrics (if any) are all
-        finite: only then may ``best`` name it, and it becomes :attr:`last_good`.
+        It is "good" when its weights and this step's losses and monitored metric (if evaluated)
+        are finite: only then may ``best`` name it, and it becomes :attr:`last_good`.
         """
         states = gather_object([rng_state()])
         path = self.checkpoints / checkpoint_name(self.step)
         self._saved_step = self.step
         if self.is_main:
             good = self._weights_finite() and (self.last_metrics.get("step") != self.step
-                                               or _finite(self.last_metrics))
+                                               or _finite(self.last_metrics, self.monitor(self.last_metrics)[0]))
             opt_tree, opt_tensors = split_state(
                 {"optimizer": self.optimizer.state_dict(),
                  "scheduler": None if self.scheduler is None else self.scheduler.state_dict()}, "optimizer")
             rng_tree, rng_tensors = split_state(states, "rng")
             state = {
                 "recipe": self.recipe.to_dict(),
+                "data_spec": data_spec_to_dict(self.spec),
                 "step": self.step,
                 "epoch": self.step // self.steps_per_epoch,
                 "step_in_epoch": self.step % self.steps_per_epoch,
@@ -539,7 +571,8 @@ class Trainer:
 
     # training ------------------------------------------------------------------------------
     def request_stop(self, reason: str = "requested by a callback") -> None:
-        """End the run after the current evaluation (its checkpoint is already written)."""
+        """End the run after the current evaluation (its checkpoint is already written), or after
+        the next one when called between evaluations (``on_step``): every process stops there."""
         self._stop = reason
 
     def fit(self) -> dict[str, Any]:
@@ -577,11 +610,19 @@ class Trainer:
             signal.signal(signal.SIGINT, previous)
 
     def _train(self) -> None:
-        bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
-                   disable=not self.is_main or not sys.stderr.isatty() or _truthy("TQDM_DISABLE"))
+        self._progress = Progress(self.total_steps, self.step, self.cfg.progress_every, enabled=self.is_main,
+                                  bar=sys.stderr.isatty() and not _truthy("TQDM_DISABLE"))
+        try:
+            self._steps()
+        finally:
+            self._progress.close()
+            self._progress = None
+
+    def _steps(self) -> None:
         busy, seen = 0.0, 0  # seconds spent loading and stepping, and samples, since the last log
         self.loss_module.train()
-        while self.step < self.total_steps and self._stop is None:
+        done = self.step >= self.total_steps
+        while not done:
             epoch, start = divmod(self.step, self.steps_per_epoch)
             sampler = TrainBatchSampler(
                 len(self.train_set), self.cfg.batch_size, self.recipe.seed, epoch, start,
@@ -595,18 +636,20 @@ class Trainer:
                 busy += time.perf_counter() - tick
                 self.step += 1
                 seen += self.cfg.batch_size
-                bar.update(1)
-                if values is not None:
-                    bar.set_postfix(loss=f"{values['loss']:.4g}", img_s=f"{seen / max(busy, 1e-9):.0f}")
+                rate = seen / max(busy, 1e-9)
+                self._progress.update(self.step, None if values is None else values["loss"], rate)
                 if self.step % self.cfg.log_every == 0 or self.step == self.total_steps:
-                    self._write_log(seen / max(busy, 1e-9))
+                    self._write_log(rate)
                     busy, seen = 0.0, 0
-                if self._boundary():
+                if self.is_main:
+                    for callback in self.callbacks:
+                        if hasattr(callback, "on_step"):
+                            callback.on_step(self, self.step, values)
+                done = self._boundary()
+                if done:
                     break
                 if self._interrupt_seen:
-                    bar.close()
                     raise self._interruption()
-        bar.close()
 
     def _interruption(self) -> TrainingInterrupted:
         """Write a checkpoint of this step (unless one was just written); the error to raise."""
@@ -627,7 +670,8 @@ class Trainer:
                 plot_curves(self.run_dir)
         if self.cfg.samples and self.is_main:
             with self._writing("samples.png"):
-                self.write_samples(self.run_dir / "samples.png")
+                picture = self.write_samples(self.run_dir / "samples.png")
+                tracking.log_picture(self.accelerator, picture, self.step)
         result = {**self.last_metrics, "step": self.step, "epoch": self.step / self.steps_per_epoch,
                   "nonfinite_steps": self.nonfinite_total, "stopped": self._stop or "completed",
                   **({f"best_{self.best['metric']}": self.best["value"], "best_step": self.best["step"]}
@@ -649,6 +693,7 @@ class Trainer:
             index = self.step // (self.cfg.eval_every or self.steps_per_epoch)  # evaluations so far
             every = self.cfg.task_eval_every
             metrics = self.evaluate(task_metrics=end or (every is not None and index % every == 0))
+            self._stop = broadcast_object_list([self._stop])[0]  # an on_step callback's request (rank 0)
             self._track(metrics)
             if self._stop is not None and not self.task_metrics.keys() <= metrics.keys():
                 metrics.update(self.evaluate_task())  # early stopping made this the last evaluation
@@ -656,21 +701,30 @@ class Trainer:
         if evaluate and self.is_main:  # before the checkpoint, which thus implies the record
             with self._writing("metrics/evals.jsonl"):
                 self.log.append("evals", metrics)
+                self.accelerator.log(tracking.eval_values(metrics), step=self.step)
         if checkpoint:
             path = self.save_checkpoint()
         if evaluate:
             if self.is_main:
                 for callback in self.callbacks:
-                    callback.on_evaluate(self, metrics, path)
+                    if hasattr(callback, "on_evaluate"):
+                        callback.on_evaluate(self, metrics, path)
                 if time.monotonic() - self._plotted >= PLOT_INTERVAL:
                     with self._writing("curves.png"):
                         plot_curves(self.run_dir)
                     self._plotted = time.monotonic()
-                self.accelerator.print(
-                    f"step {self.step} epoch {metrics['epoch']:.2f}: "
-                    + " ".join(f"{k}={v:.5g}" for k, v in metrics.items() if k.startswith("val_")))
-            self._stop = broadcast_object_list([self._stop])[0]
-        return end or self._stop is not None
+                self._say(f"step {self.step} epoch {metrics['epoch']:.2f}: "
+                          + " ".join(f"{k}={v:.5g}" for k, v in metrics.items() if k.startswith("val_")))
+            self._stop = broadcast_object_list([self._stop])[0]  # every rank ends at the same evaluation
+            return end or self._stop is not None
+        return end
+
+    def _say(self, line: str) -> None:
+        """One of the trainer's lines on stdout (rank 0), above the progress bar when there is one."""
+        if self._progress is not None:
+            self._progress.write(line)
+        else:
+            self.accelerator.print(line)
 
     def _set_progress(self) -> None:
         """``model.set_progress(optimizer steps done, total steps)`` on the unwrapped model."""
@@ -727,8 +781,8 @@ class Trainer:
                 f"training stopped at step {step}: non-finite {what} in {self.nonfinite_run} steps in a "
                 f"row (train.max_nonfinite={self.cfg.max_nonfinite}); last good checkpoint: "
                 f"{last if last is not None else 'none written yet'}")
-        self.accelerator.print(f"step {step}: non-finite {what}, step skipped "
-                               f"({self.nonfinite_run} in a row, {self.nonfinite_total} in total)")
+        self._say(f"step {step}: non-finite {what}, step skipped "
+                  f"({self.nonfinite_run} in a row, {self.nonfinite_total} in total)")
 
     def _write_log(self, samples_per_s: float) -> None:
         acc, self._since_log = self._since_log, {}
@@ -741,6 +795,7 @@ class Trainer:
                   "nonfinite": self.nonfinite_total}
         with self._writing("metrics/steps.jsonl"):
             self.log.append("steps", record)
+            self.accelerator.log(tracking.step_values(record), step=self.step)
 
     # evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -849,8 +904,8 @@ class Trainer:
         """Best value of the monitored metric and the early-stopping patience.
 
         An evaluation without the metric (a task metric not due this time) changes nothing. An
-        evaluation with a non-finite metric, or of non-finite weights, never becomes the best: it
-        counts as one without improvement.
+        evaluation with a non-finite monitored metric or loss, or of non-finite weights, never
+        becomes the best: it counts as one without improvement.
         """
         key, mode, _ = self.monitor(metrics)
         if key not in metrics:
@@ -861,7 +916,7 @@ class Trainer:
             self.best, self.bad_evals = None, 0  # resumed with another monitor
         value = metrics[key]
         sign = 1.0 if mode == "min" else -1.0
-        if _finite(metrics) and (self.best is None or sign * (self.best["value"] - value) > delta) \
+        if _finite(metrics, key) and (self.best is None or sign * (self.best["value"] - value) > delta) \
                 and self._weights_finite():
             self.best = {"metric": key, "mode": mode, "value": value, "step": self.step}
             self.bad_evals = 0

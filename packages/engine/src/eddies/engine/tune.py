@@ -8,8 +8,11 @@ evaluation the trainer's metrics and its checkpoint go to ``ray.tune.report``; a
 restarts (``Tuner.restore`` after an interruption, or a retry after a failure) resumes from
 ``ray.tune.get_checkpoint()``. ASHA's times count evaluations (``training_iteration``).
 While the trials run, :class:`~eddies.engine.tune_progress.SweepProgress` prints a status line
-per rung and per ended trial with the ETA. After ``ray.shutdown()`` the sweep waits (bounded)
-until the processes of its own Ray session have exited (:func:`session_processes`).
+per rung and per ended trial with the ETA. Without ``address`` the sweep starts a Ray instance
+of its own (``address="local"``: never one that ``RAY_ADDRESS`` or another job's ``ray start``
+names), and after ``ray.shutdown()`` it waits (bounded) until the processes of that session have
+exited (:func:`session_processes`). Every trial's ``curves.png`` is drawn at each evaluation, so
+a trial the scheduler stops keeps the curves of all its evaluations.
 
 Layout of a sweep's run directory::
 
@@ -21,7 +24,8 @@ Layout of a sweep's run directory::
       trials.csv          one row per trial: its values, best metric, evaluations, status
       best_recipe.yaml    the complete recipe of the best trial (``apps/train.py recipe=PATH``),
                           described by what the trial changed (:func:`describe_trial`)
-      best.json           the best trial's id, metric, values and directories
+      best.json           the best trial's id, metric, values and directories, and ``checkpoint``:
+                          the engine checkpoint of its best evaluation (:func:`best_checkpoint`)
 
 Starting the same sweep again with the same run directory resumes it (finished trials are kept,
 unfinished ones continue from their last checkpoint). Example (a tiny recipe, 2 trials)::
@@ -125,11 +129,20 @@ def trial_dirname(trial: Any) -> str:
 
 
 class ReportToTune:
-    """Engine callback: after each evaluation, send the metrics and the checkpoint to Ray Tune."""
+    """Engine callback: after each evaluation, send the metrics and the checkpoint to Ray Tune.
+
+    The trial's ``curves.png`` is redrawn first: a trial the scheduler stops never returns from
+    ``ray.tune.report`` (Ray ends its thread with ``SystemExit`` there), so the engine's own
+    drawing at the end of the run never happens; drawn before each report, the curves of a
+    stopped trial hold every evaluation it made.
+    """
 
     def on_evaluate(self, trainer: Any, metrics: Mapping[str, Any], checkpoint_dir: Path | None) -> None:
         from ray import tune
 
+        from eddies.engine.metrics import plot_curves
+
+        plot_curves(trainer.run_dir)
         checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
         tune.report({k: v for k, v in metrics.items() if _is_scalar(v)}, checkpoint=checkpoint)
 
@@ -272,6 +285,31 @@ def describe_trial(recipe_tree: Mapping[str, Any], sweep: Sweep, row: TrialRow) 
     return f"{text}; best {sweep.metric} {_fmt(row.best)}"
 
 
+def best_checkpoint(run: Path, metric: str, mode: str) -> tuple[int | None, Path | None]:
+    """``(step, checkpoint folder)`` of the evaluation where a trial's engine run ``run`` scored
+    its best ``metric`` (the first such evaluation, as the engine's ``best`` pointer takes it).
+
+    The step comes from the run's ``metrics/evals.jsonl``; the folder is ``checkpoints/step-N``
+    when it is still on disk, else ``None`` (the engine keeps its newest checkpoints and the one
+    its own ``train.monitor`` metric chose, which is this one unless the sweep optimises another
+    metric than the recipe monitors). ``(None, None)`` when no evaluation has a finite value.
+    """
+    from eddies.engine.checkpoint import checkpoint_name
+
+    record = run / "metrics" / "evals.jsonl"
+    sign = 1.0 if mode == "min" else -1.0
+    best: tuple[float, int] | None = None
+    for line in record.read_text().splitlines() if record.is_file() else ():
+        values = json.loads(line) if line.strip() else {}
+        value = values.get(metric)
+        if isinstance(value, int | float) and math.isfinite(value) and (best is None or sign * value < sign * best[0]):
+            best = (value, int(values["step"]))
+    if best is None:
+        return None, None
+    folder = run / "checkpoints" / checkpoint_name(best[1])
+    return best[1], folder if (folder / "state.json").is_file() else None
+
+
 def write_outputs(report: SweepReport, recipe_tree: Mapping[str, Any], source: str | None) -> None:
     """``trials.csv``; and, when a trial scored, ``best_recipe.yaml`` and ``best.json``."""
     run_dir, sweep = report.run_dir, report.sweep
@@ -292,9 +330,11 @@ def write_outputs(report: SweepReport, recipe_tree: Mapping[str, Any], source: s
     tree["description"] = describe_trial(recipe_tree, sweep, best)
     recipe_path = run_dir / "best_recipe.yaml"
     recipe_path.write_text(yaml.safe_dump(tree, sort_keys=False))
+    step, checkpoint = best_checkpoint(Path(best.path) / "run", sweep.metric, sweep.mode)
     summary = {"trial": best.trial_id, "metric": sweep.metric, "mode": sweep.mode, "best": best.best,
                "config": best.config, "recipe": str(recipe_path), "trial_dir": best.path,
-               "run_dir": str(Path(best.path) / "run")}
+               "run_dir": str(Path(best.path) / "run"), "step": step,
+               "checkpoint": None if checkpoint is None else str(checkpoint)}
     (run_dir / "best.json").write_text(json.dumps(summary, indent=2))
     report.files.update(best_recipe=recipe_path, best=run_dir / "best.json")
 
@@ -438,7 +478,10 @@ def run_sweep(
 
     from eddies.engine.tune_progress import SweepProgress
 
-    ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+    # "local": a new instance of our own, even when RAY_ADDRESS is set or another job's `ray start`
+    # cluster runs here (with None Ray would attach to it, and the shutdown below would wait for,
+    # and end, that job's processes)
+    ray.init(address=address or "local", num_cpus=None if address else num_cpus, include_dashboard=False,
              log_to_driver=verbose > 0, logging_level=logging.INFO if verbose else logging.WARNING)
     session_dir = None if address else _session_dir()  # an attached cluster's processes are not ours
     if not verbose:
@@ -476,6 +519,6 @@ def run_sweep(
     return report
 
 
-__all__ = ["QUIET_ENV", "SHUTDOWN_WAIT_S", "ReportToTune", "SweepReport", "TrialRow", "describe_trial",
+__all__ = ["QUIET_ENV", "SHUTDOWN_WAIT_S", "ReportToTune", "SweepReport", "TrialRow", "best_checkpoint", "describe_trial",
            "engine_status", "run_sweep", "scheduler", "search_space", "session_processes", "summarize",
            "train_trial", "trial_dirname", "wait_for_session_exit", "write_outputs"]

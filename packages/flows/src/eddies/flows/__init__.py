@@ -30,7 +30,9 @@ from eddies.flows.permutation import Permute, Reverse
 from eddies.flows.split import Split
 from eddies.flows.squeeze import Squeeze
 
-__all__ = [
+__version__ = "0.1.0"
+
+__all__ = ["__version__",
     "MAF", "ActNorm", "Chain", "CondActNorm", "CondInvConv1x1", "Coupling", "ElementwiseAffine",
     "GlowStep", "InvConv1x1", "Logit", "MultiScale", "Permute", "Reverse", "Split", "Squeeze",
 ]

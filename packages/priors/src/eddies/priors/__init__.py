@@ -14,7 +14,9 @@ from eddies.priors.head import ContextHead
 from eddies.priors.residual_latent import ResidualLatent
 from eddies.priors.standard_normal import StandardNormal
 
-__all__ = [
+__version__ = "0.1.0"
+
+__all__ = ["__version__",
     "ContextHead", "DiagGaussian", "EulerState", "GMMLowRankPrecision", "GaussianStepPrior",
     "LowRankPrecisionMixture", "ResidualLatent", "Rollout", "StandardNormal",
 ]

@@ -3,9 +3,11 @@
 A task converts its raw source once into a ``datasets`` Arrow copy and reads that copy ever
 after. :class:`ArrowCache` holds the rules, so each task writes only its conversion:
 
-- **Raw source** (:func:`source_path`): the task's ``source`` setting (a path, ``~`` expanded)
-  or, when unset, the task's default location; a missing file is a
-  :class:`~eddies.core.errors.DataError` saying how to obtain it.
+- **Raw source** (:func:`source_path` for a file, :func:`source_folder` for a folder): the task's
+  ``source`` setting (a path, ``~`` expanded) or, when unset, the task's default location (for
+  the shared data sets the first ``shared/data/<name>`` from the working directory up, then from
+  the package's folder up: :func:`shared_data_folder`); a missing one is a
+  :class:`~eddies.core.errors.DataError` saying where it looked and how to obtain it.
 - **Key**: the folder is ``data_dir/<task>/<key>``, ``key`` the first 16 hex digits of the
   SHA-256 of ``{"format": F, "source_sha256": <the source file's SHA-256>, **settings}`` as
   sorted JSON. Another source file, another setting that changes the data (``limit``), or a
@@ -106,6 +108,39 @@ def source_path(task: str, setting: str | Path | None, default: Path | None, hin
     if not path.is_file():
         raise DataError(f"{task}: raw source {path} does not exist; {hint}")
     return path
+
+
+def search_roots() -> list[Path]:
+    """The folders searched for ``shared/data/<name>``: the current directory and its parents,
+    then this file's folder and its parents (the repository's location), in that order."""
+    roots: list[Path] = []
+    for start in (Path.cwd().resolve(), Path(__file__).resolve().parent):
+        for folder in (start, *start.parents):
+            if folder not in roots:
+                roots.append(folder)
+    return roots
+
+
+def shared_data_folder(name: str) -> Path | None:
+    """The first ``<root>/shared/data/<name>`` folder over :func:`search_roots`, or None."""
+    for root in search_roots():
+        candidate = root / "shared" / "data" / name
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def source_folder(task: str, setting: Path | None, name: str, parts: tuple[str, ...], hint: str) -> Path:
+    """A task's source folder: ``setting``, else :func:`shared_data_folder` of ``name``; it must hold
+    the sub-folders ``parts``. Otherwise a DataError saying where it looked, ending with ``hint``."""
+    source = setting if setting is not None else shared_data_folder(name)
+    if source is None:
+        raise DataError(f"{task}: no source folder found: looked for shared/data/{name} in {Path.cwd()} and its "
+                        f"parents and in {Path(__file__).resolve().parent} and its parents; {hint}")
+    for part in parts:
+        if not (source / part).is_dir():
+            raise DataError(f"{task}: source {source} has no folder {part}/; {hint}")
+    return source
 
 
 def file_sha256(path: Path) -> str:
@@ -239,5 +274,5 @@ class ArrowCache:
 
 __all__ = [
     "COMPLETE", "MANIFEST", "SPLITS", "ArrowCache", "Count", "cache_key", "check_limit", "check_split",
-    "file_sha256", "source_path",
+    "file_sha256", "search_roots", "shared_data_folder", "source_folder", "source_path",
 ]

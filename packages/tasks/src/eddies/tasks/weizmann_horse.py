@@ -88,10 +88,19 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch.utils.data import Dataset, default_collate
 
-from eddies.core import ComponentConfig, DataError, DataSpec, RecipeError, ShapeError, Task, register
-from eddies.core.task import check_options
-from eddies.tasks.cache import SPLITS, ArrowCache, Count, cache_key, check_limit, check_split
+from eddies.core import ComponentConfig, DataError, DataSpec, ShapeError, Task, register
+from eddies.tasks.cache import (
+    SPLITS,
+    ArrowCache,
+    Count,
+    cache_key,
+    check_limit,
+    check_split,
+    shared_data_folder,
+    source_folder,
+)
 from eddies.tasks.counter_noise import counter_uniform
+from eddies.tasks.prediction import device_of, prediction_options
 from eddies.tasks.segmentation_metrics import (
     AUTHORS_BATCH,
     batch_class_mean_iou,
@@ -110,7 +119,6 @@ MAX_PIXELS = 1 << 24  # a source image decodes to at most 4096 x 4096 pixels (th
 IMAGE_LEVELS = 255  # x = k / 255 in [0, 1]
 X_NOISE_WIDTH = 1 / 256  # x <- x + U(0, 1/256) in training (the authors' code)
 CACHE_FORMAT = 1  # bump when the cached layout or the preprocessing changes
-SOURCE_PARTS = ("shared", "data", "weizmann_horse")
 SOURCE_HINT = "set task.source=PATH to a folder holding rgb/horseNNN.jpg and figure_ground/horseNNN.jpg"
 
 
@@ -120,24 +128,9 @@ def split_numbers(split: str, limit: dict[str, int] | None = None) -> list[int]:
     return numbers[: (limit or {}).get(split, len(numbers))]
 
 
-def search_roots() -> list[Path]:
-    """The folders searched for ``shared/data/weizmann_horse``: the current directory and its
-    parents, then this file's folder and its parents (the repository's location), in that order."""
-    roots: list[Path] = []
-    for start in (Path.cwd().resolve(), Path(__file__).resolve().parent):
-        for folder in (start, *start.parents):
-            if folder not in roots:
-                roots.append(folder)
-    return roots
-
-
 def default_source() -> Path | None:
-    """The first ``<root>/shared/data/weizmann_horse`` folder over :func:`search_roots`, or None."""
-    for root in search_roots():
-        candidate = root.joinpath(*SOURCE_PARTS)
-        if candidate.is_dir():
-            return candidate
-    return None
+    """The first ``shared/data/weizmann_horse`` folder (:func:`eddies.tasks.cache.shared_data_folder`), or None."""
+    return shared_data_folder("weizmann_horse")
 
 
 def predicted_mask(prediction: Tensor) -> Tensor:
@@ -226,18 +219,8 @@ class WeizmannHorse(Task):
     # data ---------------------------------------------------------------------------------
     def source_dir(self) -> Path:
         """The source folder (the setting, or :func:`default_source`); a DataError if absent."""
-        if self.source is None:
-            found = default_source()
-            if found is None:
-                raise DataError(
-                    f"weizmann_horse: no source folder found: looked for {'/'.join(SOURCE_PARTS)} in "
-                    f"{Path.cwd()} and its parents and in {Path(__file__).resolve().parent} and its "
-                    f"parents; {SOURCE_HINT}"
-                )
-            self.source = found
-        for part in ("rgb", "figure_ground"):
-            if not (self.source / part).is_dir():
-                raise DataError(f"weizmann_horse: source {self.source} has no folder {part}/; {SOURCE_HINT}")
+        self.source = source_folder("weizmann_horse", self.source, "weizmann_horse", ("rgb", "figure_ground"),
+                                    SOURCE_HINT)
         return self.source
 
     def _pairs(self) -> list[tuple[int, Path, Path]]:
@@ -355,8 +338,8 @@ class WeizmannHorse(Task):
         ``model.predict``. ``gather`` (e.g. ``accelerator.gather_for_metrics``) collects the
         per-image rows of every process; images are then put in file order (each once).
         """
-        samples, temperature = _prediction_options("evaluate", options)
-        device = _device_of(model)
+        samples, temperature = prediction_options("weizmann_horse", "evaluate", options, 1.0)
+        device = device_of(model)
         was_training = model.training
         model.eval()
         rows, density = [], None
@@ -401,11 +384,11 @@ class WeizmannHorse(Task):
         Options: ``samples`` (M, default 10). The std is over the M draws of ``model.sample``
         (of their channel mean); a model without ``sample`` gets an empty std panel.
         """
-        samples, temperature = _prediction_options("save_samples", {**options, "temperature": temperature})
+        samples, temperature = prediction_options("weizmann_horse", "save_samples", {**options, "temperature": temperature}, 1.0)
         data = self.dataset("validation")
         if len(data) == 0:
             raise DataError("weizmann_horse.save_samples: the validation split is empty")
-        device = _device_of(model)
+        device = device_of(model)
         batch = default_collate(data.__getitems__(list(range(min(int(n), len(data))))))
         batch = {k: v.to(device) for k, v in batch.items()}
         was_training = model.training
@@ -420,23 +403,6 @@ class WeizmannHorse(Task):
         finally:
             model.train(was_training)
         return _draw_rows(batch, pred, spread, samples, Path(path))
-
-
-def _prediction_options(where: str, options: dict[str, Any]) -> tuple[int, float]:
-    options = dict(options)
-    samples, temperature = options.pop("samples", 10), options.pop("temperature", 1.0)
-    path = "eval" if where == "evaluate" else ""  # evaluate's options are the recipe's eval mapping
-    check_options(f"weizmann_horse.{where}", options, ("samples", "temperature"), path)
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise RecipeError(f"weizmann_horse.{where}: samples must be an integer >= 1, got {samples!r}", path)
-    if not float(temperature) >= 0:
-        raise RecipeError(f"weizmann_horse.{where}: temperature must be >= 0, got {temperature!r}", path)
-    return samples, float(temperature)
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
 
 
 def _draw_rows(batch: dict[str, Tensor], pred: Tensor, spread: Tensor | None, samples: int, path: Path) -> Path:
