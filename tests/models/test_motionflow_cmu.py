@@ -51,8 +51,10 @@ def test_the_recipes_are_motionflow_at_the_stated_sizes():
         assert config.encoder.name == "motionflow_conditioner" and config.encoder.config.masked
         assert (config.encoder.config.ordering1.curve, config.encoder.config.ordering2.curve) == ("raster", "column_major")
         assert config.prior.name == "residual_latent" and config.prior.config.dilations == [1, 2, 4]
-        assert config.flow_layout == "c j -> j 1 c" and config.residual and config.window == 25
-    assert sizes == {"motionflow_cmu": (4, [16, 8], [64], 10), "motionflow_cmu_paper": (8, [32, 16], [256, 256], None)}
+        assert config.flow_layout == "c j -> j 1 c" and config.residual
+        sizes[name] += (config.window, config.burn_in)
+    assert sizes == {"motionflow_cmu": (4, [16, 8], [64], 25, 20, 5),
+                     "motionflow_cmu_paper": (8, [32, 16], [256, 256], None, 25, 0)}
     paper = load_recipe("motionflow_cmu_paper").train
     assert (paper.batch_size, paper.optimizer.config.lr, paper.optimizer.config.weight_decay) == (32, 1e-4, 5e-4)
     data = load_recipe("motionflow_cmu").task.build().data_spec()

@@ -1,6 +1,8 @@
 """Task ``cmu_mocap``: human motion prediction on CMU mocap, 25 future poses from 25 past ones.
 
-Follows MotionFlow (motionflow.txt section 5.3, tables 3 and 7) and the protocol page
+Follows MotionFlow (Zand, Etemad & Greenspan, "Flow-based Spatio-Temporal Structured Prediction
+of Motion Dynamics", IEEE TPAMI 2023, arXiv:2104.04391; motionflow.txt section 5.3, tables 3
+and 7) and the protocol page
 ``../shared/protocols/motionflow_cmu.md``; positions and the skeleton are
 :mod:`eddies.tasks.cmu_skeleton`.
 
