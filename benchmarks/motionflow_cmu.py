@@ -66,7 +66,7 @@ def bench(name: str, args) -> None:
     with torch.no_grad():
         steps = [lambda: model.predict(rows, samples=args.samples, temperature=1.0),
                  lambda: model.predict(rows, temperature=0.0)]
-        windows = rows["x"].repeat(args.samples, 1, 1, 1)
+        windows = rows["x"][:, -model.window :].repeat(args.samples, 1, 1, 1)
         steps.append(lambda: model.encode(windows))
         mean, mode, encode = timed(steps, args.repeats)
     frames = task.output_frames
