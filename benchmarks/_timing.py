@@ -1,4 +1,5 @@
-"""The timing loop the benchmark scripts share (they import it from their own folder)."""
+"""The timing loop the benchmark scripts share (they import it from their own folder), and the
+model training step they time."""
 
 from __future__ import annotations
 
@@ -18,3 +19,10 @@ def timed(steps, repeats: int) -> list[float]:
             step()
             record.append(time.perf_counter() - start)
     return [statistics.median(record) for record in times]
+
+
+def optimizer_step(model, optimizer, batch) -> None:
+    """One training step of a model kind: ``model.loss(batch)["loss"]`` backward, then the optimizer."""
+    optimizer.zero_grad(set_to_none=True)
+    model.loss(batch)["loss"].backward()
+    optimizer.step()

@@ -34,7 +34,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from _timing import timed
+from _timing import optimizer_step, timed
 
 from eddies.core import DataSpec, load_recipe
 
@@ -77,12 +77,7 @@ def bench(name: str, args) -> None:
     print(f"  optimizer {recipe.train.optimizer.name} {recipe.train.optimizer.config.model_dump()}; "
           f"x, y of shape {shape}; batch {args.batch}; M = {args.samples}; threads {torch.get_num_threads()}")
 
-    def train_step():
-        optimizer.zero_grad(set_to_none=True)
-        model.loss(batch)["loss"].backward()
-        optimizer.step()
-
-    (train,) = timed([train_step], args.repeats)
+    (train,) = timed([lambda: optimizer_step(model, optimizer, batch)], args.repeats)
     print(f"  train step: {train * 1e3:8.1f} ms  ({args.batch / train:7.1f} images/s)")
 
     model.eval()

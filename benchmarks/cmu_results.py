@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 
-from eddies.tasks.cmu_mocap import HORIZONS_MS, plot_mpjpe_curves
-
-KEY = re.compile(r"^mpjpe_(?P<protocol>[a-z0-9]+)_(?P<action>.+)_(?P<ms>\d+)ms$")
+from eddies.tasks.cmu_mocap import CURVE_KEY, HORIZONS_MS, plot_mpjpe_curves
 
 
 def read(text: str) -> tuple[str, dict[str, float]]:
@@ -43,7 +40,7 @@ def baselines(path: str) -> dict[str, dict[str, float]]:
 
 
 def table(runs: dict[str, dict[str, float]], protocol: str) -> list[str]:
-    actions = sorted({m["action"] for values in runs.values() for k in values if (m := KEY.match(k))
+    actions = sorted({m["action"] for values in runs.values() for k in values if (m := CURVE_KEY.match(k))
                       and m["protocol"] == protocol and m["action"] != "mean"})
     lines = [f"| model ({protocol}) | action | " + " | ".join(f"{ms} ms" for ms in HORIZONS_MS) + " |",
              "|---|---|" + "---|" * len(HORIZONS_MS)]

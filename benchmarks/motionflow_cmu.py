@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from _timing import timed
+from _timing import optimizer_step, timed
 
 from eddies.core import DataSpec, load_recipe
 
@@ -55,12 +55,7 @@ def bench(name: str, args) -> None:
           f"{config.encoder.name if config.encoder else 'none'}; prior {config.prior.name}; "
           f"train_frames {config.train_frames}; batch {batch_size}; threads {torch.get_num_threads()}")
 
-    def train_step():
-        optimizer.zero_grad(set_to_none=True)
-        model.loss(batch)["loss"].backward()
-        optimizer.step()
-
-    (train,) = timed([train_step], args.repeats)
+    (train,) = timed([lambda: optimizer_step(model, optimizer, batch)], args.repeats)
     print(f"  train step: {train * 1e3:8.1f} ms  ({batch_size / train:7.1f} sequences/s)")
     model.eval()
     with torch.no_grad():

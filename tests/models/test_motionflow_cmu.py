@@ -3,9 +3,6 @@ ablations are the main recipe with one switch, the paper-scale recipe takes a st
 windows, and a tiny run goes through the apps (train, resume, evaluate, sample) on real mocap."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,11 +11,10 @@ import torch
 from eddies.core import load_recipe
 from eddies.priors import ResidualLatent, StandardNormal
 from eddies.tasks.cmu_mocap import default_source
+from tests.command_line import app
 
-ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ["motionflow_cmu", "motionflow_cmu_no_masks", "motionflow_cmu_normal_prior", "motionflow_cmu_paper"]
 needs_data = pytest.mark.skipif(default_source() is None, reason="../shared/data/cmu_mocap is not available")
-ENV = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
 def tree(recipe):
@@ -94,11 +90,10 @@ def test_the_paper_recipe_takes_one_optimizer_step_on_real_windows(tmp_path):
         assert model.loss(batch)["loss"] < loss
 
 
-def app(name, *args):
-    proc = subprocess.run([sys.executable, str(ROOT / "apps" / f"{name}.py"), *map(str, args)],
-                          capture_output=True, text=True, env=ENV, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1]) if name != "sample" else proc.stdout.strip()
+def app_json(name, *args):
+    """An app's last output line: the JSON of train.py and evaluate.py, the picture path of sample.py."""
+    last = app(name, *args).stdout.strip().splitlines()[-1]
+    return last if name == "sample" else json.loads(last)
 
 
 TINY = ["task.limit={train: 8, validation: 1, test: 1}", "train.batch_size=4", "train.eval_batch_size=4",
@@ -112,16 +107,16 @@ TINY = ["task.limit={train: 8, validation: 1, test: 1}", "train.batch_size=4", "
 def test_train_resume_evaluate_sample_on_real_mocap(tmp_path):
     run, data = tmp_path / "run", tmp_path / "data"
     common = [f"run_dir={run}", f"data_dir={data}"]
-    first = app("train", "recipe=motionflow_cmu", *common, *TINY, "train.max_steps=2")
+    first = app_json("train", "recipe=motionflow_cmu", *common, *TINY, "train.max_steps=2")
     assert first["step"] == 2 and first["nonfinite_steps"] == 0
     for protocol in ("motionflow", "ltd8"):
         assert 0 < first[f"val_mpjpe_{protocol}_mean_1000ms"] < 2000
-    more = app("train", *common, "resume=auto", "train.max_steps=4")
+    more = app_json("train", *common, "resume=auto", "train.max_steps=4")
     assert more["step"] == 4
-    metrics = app("evaluate", f"checkpoint={run}", f"data_dir={data}", "split=test", "eval.temperature=0")
+    metrics = app_json("evaluate", f"checkpoint={run}", f"data_dir={data}", "split=test", "eval.temperature=0")
     assert metrics["split"] == "test" and metrics["checkpoint_step"] == 4 and metrics["eval"]["temperature"] == 0
     for action in ("basketball", "walking"):
         assert metrics[f"mpjpe_motionflow_{action}_80ms"] < metrics[f"mpjpe_motionflow_{action}_1000ms"]
         assert 0 < metrics[f"angle_error_ltd8_{action}_400ms"] < 3.2
-    picture = Path(app("sample", f"checkpoint={run}", f"data_dir={data}", "n=2").splitlines()[-1])
+    picture = Path(app_json("sample", f"checkpoint={run}", f"data_dir={data}", "n=2").splitlines()[-1])
     assert picture.read_bytes()[:4] == b"\x89PNG"

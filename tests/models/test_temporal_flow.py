@@ -114,11 +114,14 @@ def test_generation_shapes_prefix_horizon_and_predict():
     torch.testing.assert_close(model.predict(b, samples=6), expected, rtol=0, atol=0)
 
 
-def test_a_draw_at_temperature_zero_follows_a_residual_walk_of_the_modes():
-    """With residual frames, a long mode rollout stays finite and starts from the last input."""
+def test_a_rollout_past_the_target_continues_the_one_within_it():
+    """horizon > T rolls on: its first T frames are the default rollout's (temperature 0), the rest
+    finite and still moving."""
     model = make()
-    y = model.sample(batch(), temperature=0.0, horizon=20)
-    assert torch.isfinite(y).all()
+    b = batch()
+    long, short = model.sample(b, temperature=0.0, horizon=20), model.sample(b, temperature=0.0)
+    torch.testing.assert_close(long[:, :3], short, rtol=0, atol=0)
+    assert torch.isfinite(long).all() and (long[:, -1] - long[:, -2]).abs().max() > 0
 
 
 def test_train_frames_limits_the_loss_to_the_first_frames():

@@ -1,4 +1,5 @@
-"""Fixtures of the task tests: a small synthetic mnist.pkl.gz with the real file's layout."""
+"""Fixtures of the task tests: a small synthetic mnist.pkl.gz with the real file's layout, and one
+temporary EDDIES_DATA per test module (``pytestmark = pytest.mark.usefixtures("module_data_dir")``)."""
 
 from __future__ import annotations
 
@@ -27,3 +28,14 @@ def fake_mnist(tmp_path):
     """(path of the fake source, its 8-bit levels and labels per split)."""
     path = tmp_path / "mnist.pkl.gz"
     return path, write_fake_mnist(path)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("eddies_data")
+
+
+@pytest.fixture
+def module_data_dir(data_root, monkeypatch):
+    """Every cache of a test goes to a temporary EDDIES_DATA shared within its module."""
+    monkeypatch.setenv("EDDIES_DATA", str(data_root))

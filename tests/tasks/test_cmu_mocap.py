@@ -25,15 +25,7 @@ LIMIT = {"train": 4, "validation": 3, "test": 3}
 ACTIONS = ("basketball", "walking")
 
 
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    return tmp_path_factory.mktemp("eddies_data")
-
-
-@pytest.fixture(autouse=True)
-def temporary_data_dir(data_root, monkeypatch):
-    """Every cache of these tests goes to a temporary EDDIES_DATA (shared within the module)."""
-    monkeypatch.setenv("EDDIES_DATA", str(data_root))
+pytestmark = pytest.mark.usefixtures("module_data_dir")
 
 
 def make(**cfg):

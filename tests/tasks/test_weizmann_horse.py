@@ -31,15 +31,7 @@ needs_data = pytest.mark.skipif(SOURCE is None, reason="../shared/data/weizmann_
 LIMIT = {"train": 3, "validation": 2, "test": 2}
 
 
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    return tmp_path_factory.mktemp("eddies_data")
-
-
-@pytest.fixture(autouse=True)
-def temporary_data_dir(data_root, monkeypatch):
-    """Every cache of these tests goes to a temporary EDDIES_DATA (shared within the module)."""
-    monkeypatch.setenv("EDDIES_DATA", str(data_root))
+pytestmark = pytest.mark.usefixtures("module_data_dir")
 
 
 def make(**cfg):

@@ -41,6 +41,7 @@ trainer builds them for the model's own parameters, which a built one would sile
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,7 +49,9 @@ from eddies.core.errors import RecipeError, ShapeError, brief
 from eddies.core.spec import Spec, validate_spec
 from eddies.core.task import DataSpec
 
-BUILT_FROM = "_eddies_built_from"  # attribute of a built component: (its Spec, its shape-like runtime args)
+# beside each built component, by id (never on it): (its Spec, its shape-like runtime arguments);
+# an entry leaves with its component (weakref.finalize), so a reused id never finds a stale one
+_BUILT_FROM: dict[int, tuple[Spec, dict[str, Any]]] = {}
 BOUND_KINDS = ("optimizers", "schedulers")  # built for the parameters (optimizer) they act on: specs only
 
 
@@ -68,16 +71,17 @@ def _canonical(value: Any) -> Any:
 
 
 def remember(component: Any, spec: Spec, runtime: Mapping[str, Any]) -> Any:
-    """Record on ``component`` the ``spec`` it was built from and its shape-like runtime arguments.
-
-    Objects that take no attributes (``__slots__``, frozen dataclasses, builtins) are returned
-    unchanged: they cannot stand in for a spec later, and nothing else changes.
+    """Record beside ``component`` the ``spec`` it was built from and its shape-like runtime
+    arguments. The component itself is left as built (a torch schedule's ``state_dict`` is its
+    ``__dict__``, so an attribute would land in checkpoints). Objects that cannot be weakly
+    referenced (builtins, ``__slots__`` without ``__weakref__``) are not recorded: they cannot stand
+    in for a spec later.
     """
-    shapes = {k: _canonical(v) for k, v in runtime.items() if _shape_like(v)}
     try:
-        setattr(component, BUILT_FROM, (spec, shapes))
-    except (AttributeError, TypeError, ValueError):  # slots, frozen, validated attributes
-        pass
+        weakref.finalize(component, _BUILT_FROM.pop, id(component), None)
+    except TypeError:
+        return component
+    _BUILT_FROM[id(component)] = (spec, {k: _canonical(v) for k, v in runtime.items() if _shape_like(v)})
     return component
 
 
@@ -127,7 +131,7 @@ def spec_of_object(value: Any, kind: str, path: str = "", source: str | None = N
                           f"for the model's own parameters, so a built one cannot stand in, got "
                           f"{type(value).__name__}", path, source)
     stated = getattr(value, "to_spec", None)
-    recorded = getattr(value, BUILT_FROM, None)
+    recorded = _BUILT_FROM.get(id(value))
     if callable(stated):
         spec = validate_spec(stated(), kind, path, source)
         return BuiltSpec(spec, value, recorded[1] if recorded else {})
@@ -146,4 +150,4 @@ def spec_of_object(value: Any, kind: str, path: str = "", source: str | None = N
         path, source)
 
 
-__all__ = ["BOUND_KINDS", "BUILT_FROM", "BuiltSpec", "remember", "spec_of_object"]
+__all__ = ["BOUND_KINDS", "BuiltSpec", "remember", "spec_of_object"]

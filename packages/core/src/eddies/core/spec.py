@@ -62,8 +62,6 @@ class Spec:
                 f"{self.kind}/{self.entry.ref}: runtime arguments {clash} clash with config fields"
             )
         built = self.entry.target(**fields, **runtime)
-        if self.kind == "schedulers":  # a torch schedule's state_dict() is its __dict__: no record on it
-            return built
         from eddies.core.objects import remember  # lazy: objects imports this module
         return remember(built, self, runtime)
 

@@ -45,11 +45,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from eddies.core.errors import RecipeError, ShapeError
+from eddies.core.errors import RecipeError
 from eddies.core.model import Model
 from eddies.core.registry import ComponentConfig, register
 from eddies.core.task import DataSpec
-from eddies.models.slots import checked_condition
+from eddies.models.slots import checked_condition, known_prefix, sequence_span
 
 
 class MotionBaseline(Model):
@@ -83,21 +83,8 @@ class MotionBaseline(Model):
 
     def _generate(self, method: str, batch: dict[str, Tensor], prefix: int | None, horizon: int | None) -> Tensor:
         x = checked_condition(self.kind, self.data, batch)
-        prefix = 0 if prefix is None else prefix
-        horizon = self.steps - prefix if horizon is None else horizon
-        if prefix < 0 or horizon < 0 or prefix + horizon < 1:
-            raise ValueError(f"{self.kind}.{method}: need prefix >= 0, horizon >= 0 and prefix + horizon >= 1, "
-                             f"got prefix={prefix}, horizon={horizon}")
-        known = x[:, :0]
-        if prefix:
-            y = batch.get(self.data.target)
-            if y is None or y.dim() != x.dim() or y.shape[0] != x.shape[0] or tuple(y.shape[2:]) != self.frame \
-                    or y.shape[1] < prefix:
-                got = None if y is None else tuple(y.shape)
-                raise ShapeError(
-                    f"{self.kind}.{method}: prefix={prefix} needs the target {self.data.target!r} of shape "
-                    f"({x.shape[0]}, T >= {prefix}, {', '.join(map(str, self.frame))}) in the batch, got {got}")
-            known = y[:, :prefix].to(x.dtype)
+        prefix, horizon = sequence_span(self.kind, method, self.steps, prefix, horizon)
+        known = known_prefix(self.kind, method, self.data, batch, x, prefix)
         return torch.cat([known, self.continue_frames(torch.cat([x, known], dim=1), horizon)], dim=1)
 
     def predict(self, batch: dict[str, Tensor], samples: int | None = None, temperature: float | None = None,

@@ -1,7 +1,8 @@
 """Building a model's slots: a spec that refuses the shapes a model builds it with is a
 :class:`~eddies.core.errors.RecipeError` at ``model.<slot>``, and the optional ``encoder`` slot
 shared by ``conditional_flow`` and ``sequence_flow`` (with :func:`checked_condition`, the batch's
-condition those models feed it).
+condition those models feed it), and the frame-sequence kinds' ``prefix`` / ``horizon``
+(:func:`sequence_span`, :func:`known_prefix`: ``temporal_flow`` and the motion baselines).
 
 Example (an ``mlp`` encoder of a 2-vector condition, asked for 4 features)::
 
@@ -70,3 +71,29 @@ def checked_condition(kind: str, data: DataSpec, batch: dict[str, Any], rows: in
         want = ", ".join(map(str, ("batch" if rows is None else rows, *event)))
         raise ShapeError(f"{kind}: condition {name!r} must have shape ({want}), got {tuple(x.shape)}")
     return x
+
+
+def sequence_span(kind: str, method: str, steps: int, prefix: int | None, horizon: int | None) -> tuple[int, int]:
+    """``(prefix, horizon)`` of a generation call: ``prefix`` default 0, ``horizon`` default the rest
+    of the target's ``steps``; a ValueError unless ``prefix, horizon >= 0`` and ``prefix + horizon >= 1``."""
+    prefix = 0 if prefix is None else prefix
+    horizon = steps - prefix if horizon is None else horizon
+    if prefix < 0 or horizon < 0 or prefix + horizon < 1:
+        raise ValueError(f"{kind}.{method}: need prefix >= 0, horizon >= 0 and prefix + horizon >= 1, "
+                         f"got prefix={prefix}, horizon={horizon}")
+    return prefix, horizon
+
+
+def known_prefix(kind: str, method: str, data: DataSpec, batch: dict[str, Any], x: Any, prefix: int) -> Any:
+    """The first ``prefix`` target frames ``(B, prefix, *frame)`` of the batch, in ``x``'s dtype, checked
+    against the condition ``x`` ``(B, T_in, *frame)`` (empty for ``prefix`` 0); else a ShapeError."""
+    frame = tuple(x.shape[2:])
+    if not prefix:
+        return x[:, :0]
+    y = batch.get(data.target)
+    if y is None or y.dim() != x.dim() or y.shape[0] != x.shape[0] or tuple(y.shape[2:]) != frame or y.shape[1] < prefix:
+        got = None if y is None else tuple(y.shape)
+        raise ShapeError(
+            f"{kind}.{method}: prefix={prefix} needs the target {data.target!r} of shape "
+            f"({x.shape[0]}, T >= {prefix}, {', '.join(map(str, frame))}) in the batch, got {got}")
+    return y[:, :prefix].to(x.dtype)

@@ -73,7 +73,7 @@ from eddies.core.prior import TemporalPrior
 from eddies.core.registry import ComponentConfig, register
 from eddies.core.spec import Spec, SpecOf
 from eddies.core.task import DataSpec
-from eddies.models.slots import build_encoder, build_slot, checked_condition
+from eddies.models.slots import build_encoder, build_slot, checked_condition, known_prefix, sequence_span
 
 
 class TemporalFlowConfig(ComponentConfig):
@@ -204,20 +204,11 @@ class TemporalFlow(Model):
         ``horizon`` frames (default: the rest of the target's ``T``) are drawn."""
         n, rows = self.check_samples("sample", samples), self.rows(batch)
         x = checked_condition(self.kind, self.data, batch, rows)
-        steps = self.data.target_shape[0]
-        prefix = 0 if prefix is None else prefix
-        horizon = steps - prefix if horizon is None else horizon
-        if prefix < 0 or horizon < 0 or prefix + horizon < 1:
-            raise ValueError(f"{self.kind}.sample: need prefix >= 0, horizon >= 0 and prefix + horizon >= 1, "
-                             f"got prefix={prefix}, horizon={horizon}")
-        known = None
-        if prefix:
-            if self.data.target not in batch or batch[self.data.target].shape[1] < prefix:
-                raise ShapeError(f"{self.kind}.sample: prefix={prefix} needs that many target frames in the batch")
-            known = self._frames(batch)[1][:, :prefix]
+        prefix, horizon = sequence_span(self.kind, "sample", self.data.target_shape[0], prefix, horizon)
+        known = known_prefix(self.kind, "sample", self.data, batch, x, prefix)
         if n > 1:  # row n·B + b is draw n of row b
             x = repeat(x, "b ... -> (n b) ...", n=n)
-            known = None if known is None else repeat(known, "b ... -> (n b) ...", n=n)
+            known = repeat(known, "b ... -> (n b) ...", n=n)
         frames, latents = list(x.unbind(1)), []
         if self.temporal:
             for i in range(self.input_frames - self.burn_in, self.input_frames):  # the burn-in latents

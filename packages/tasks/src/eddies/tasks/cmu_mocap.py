@@ -104,8 +104,6 @@ and 7) and the protocol page
   0.37 rad; a T-pose); the capture starts on the second line. It is kept (as LTD's reader
   keeps it; the window positions above count it), so each file's first window under
   ``train``, ``motionflow`` and ``all`` begins with one such frame.
-- **Cost** (this 2-core machine): ``prepare`` of basketball and walking takes 0.6 s on a cache
-  miss (all five complete actions 0.8 s) and 0.01 s after; the cache holds 1.3 MB.
 
 Example (the real files, a few windows, a temporary cache)::
 

@@ -66,6 +66,7 @@ from eddies.core import ComponentConfig, DataError, DataSpec, RecipeError, Task,
 from eddies.core.files import atomic_write_bytes, make_dir
 from eddies.core.task import check_options
 from eddies.tasks.cache import SPLITS, check_split, file_sha256
+from eddies.tasks.prediction import device_of
 from eddies.tasks.synthetic import TensorDictDataset
 
 Metric = Literal["mean_nll", "mse"]
@@ -147,7 +148,7 @@ class _Columns(Task):
 
         test = self.dataset("test")
         items = [test[i] for i in range(min(n, len(test)))]
-        device = next(model.parameters(), torch.empty(0)).device  # the model's (the trainer may use a GPU)
+        device = device_of(model)  # the model's (the trainer may use a GPU)
         batch = {k: torch.stack([item[k] for item in items]).to(device) for k in items[0]}
         temperatures = [1.0] if temperature is None else temperature if isinstance(temperature, list) else [temperature]
         truth = batch[self.target].reshape(len(items), -1).double().cpu()
