@@ -43,6 +43,7 @@ Example::
 from __future__ import annotations
 
 import torch
+from pydantic import Field
 from torch import Tensor
 
 from eddies.core.errors import RecipeError
@@ -116,17 +117,38 @@ class ZeroVelocity(MotionBaseline):
         return last.expand(-1, horizon, *last.shape[2:]).clone()
 
 
+class ConstantVelocityConfig(ComponentConfig):
+    hold: list[int] = Field(
+        [], description="indices along the frame's first axis held at their last value instead of continued "
+        "(particles: [2, 3], the velocities, so the positions move at the last velocity)")
+
+
 @register(
-    "models", "constant_velocity", version=1, config=ComponentConfig,
+    "models", "constant_velocity", version=1, config=ConstantVelocityConfig,
     summary="Deterministic motion baseline: the last known frame moved on by k times the last frame-to-frame change.",
 )
 class ConstantVelocity(MotionBaseline):
-    """``ŷ_k = s_n + k (s_n - s_{n-1})`` (module docstring); needs ``T_in >= 2``."""
+    """``ŷ_k = s_n + k (s_n - s_{n-1})`` (module docstring); needs ``T_in >= 2``. The channels
+    ``hold`` (indices along the frame's first axis) follow zero velocity's ``ŷ_k = s_n`` instead:
+    for ``particles`` frames (x, y, vx, vy) by particles, ``hold: [2, 3]`` is the physical rule,
+    positions moving on by their last change (the last velocity, in the task's units) and the
+    velocities kept."""
 
     kind = "constant_velocity"
     history = 2
 
+    def __init__(self, hold: list[int] | None = None, *, data: DataSpec):
+        super().__init__(data)
+        channels = self.frame[0] if self.frame else 1
+        self.hold = sorted(set(hold or []))
+        if any(not 0 <= c < channels for c in self.hold):
+            raise RecipeError(f"constant_velocity: hold {hold} must index the frame's first axis, 0..{channels - 1} "
+                              f"(frame shape {tuple(self.frame)})", "model.hold")
+
     def continue_frames(self, known: Tensor, horizon: int) -> Tensor:
         last, velocity = known[:, -1:], known[:, -1:] - known[:, -2:-1]
+        if self.hold:
+            velocity = velocity.clone()
+            velocity[:, :, self.hold] = 0
         k = torch.arange(1, horizon + 1, dtype=known.dtype, device=known.device)
         return last + k.reshape(1, horizon, *[1] * (known.dim() - 2)) * velocity

@@ -15,7 +15,9 @@ encoder_shape``) is given; it runs once per condition per call and feeds every s
 ``c_t`` depends on ``y_<t`` and ``x`` only (eq. 10, with the change of variables of eq. 11;
 eq. 12 is its negative sum over a data set). The flow ``f`` is shared by every step; with
 ``flow_context: true`` its conditional layers (e.g. ``cond_affine_coupling``) also receive
-``c_t`` (frmdn.txt figure 6, "the RNN outputs the parameters of a NF"). The prior owns the head
+``c_t`` (frmdn.txt figure 6, "the RNN outputs the parameters of a NF"). ``flow_layout`` (an
+einops pattern over a step's axes, e.g. ``"c s -> (c s)"``) gives the flow and the prior their
+own view of a step (``exchange_rate``'s (1, 8) days as 8-vectors for a RealNVP). The prior owns the head
 from ``c_t`` to its parameters (for FRMDN the ``gmm_lowrank`` mixture with precisions
 ``D_k + U_k U_k^T``, eq. 13). Without a flow (``flow: null``) ``f`` is the identity and the
 model is an RMDN (frmdn.txt section 3.1, eq. 1).
@@ -66,7 +68,7 @@ from eddies.core.model import Model
 from eddies.core.registry import ComponentConfig, register
 from eddies.core.spec import Spec, SpecOf
 from eddies.core.task import DataSpec
-from eddies.models.slots import build_encoder, build_slot, checked_condition
+from eddies.models.slots import build_encoder, build_slot, checked_condition, frame_layout
 
 
 class SequenceFlowConfig(ComponentConfig):
@@ -76,6 +78,9 @@ class SequenceFlowConfig(ComponentConfig):
     prior: SpecOf("priors") = Field(description="per-step prior p(z_t | c_t), e.g. gmm_lowrank")
     flow: SpecOf("flows") | None = Field(None, description="per-step flow f; null = identity (RMDN)")
     flow_context: bool = Field(False, description="give c_t to the flow too (frmdn.txt figure 6)")
+    flow_layout: str | None = Field(
+        None, description="einops pattern from a step's axes to the shape the flow and prior model, e.g. "
+        "'c s -> (c s)'; null: as is")
     encoder: SpecOf("conditioners") | None = Field(
         None, description="h = encoder(x), computed once per condition and fed to every step; null: h = x")
     encoder_shape: list[int] | None = Field(
@@ -99,6 +104,7 @@ class SequenceFlow(Model):
         prior: Spec,
         flow: Spec | None = None,
         flow_context: bool = False,
+        flow_layout: str | None = None,
         encoder: Spec | None = None,
         encoder_shape: list[int] | None = None,
         samples: int = 1,
@@ -133,8 +139,9 @@ class SequenceFlow(Model):
                 f"{conditioner.name!r} states output {context!r}; sequence_flow needs one tensor shape",
                 "model.conditioner",
             )
-        self.prior = build_slot(self.kind, "prior", prior, f"shape={self.step_shape} and context_shape={context} (c_t)",
-                                shape=self.step_shape, context_shape=context)
+        self.to_flow, self.from_flow, flow_shape = frame_layout(flow_layout, self.step_shape)
+        self.prior = build_slot(self.kind, "prior", prior, f"shape={flow_shape} and context_shape={context} (c_t)",
+                                shape=flow_shape, context_shape=context)
         if self.prior.context_shape is None:
             raise RecipeError(
                 f"sequence_flow: the prior {prior.name!r} takes no context, so c_t (and the condition and "
@@ -142,16 +149,16 @@ class SequenceFlow(Model):
                 "diag_gaussian", "model.prior",
             )
         self.flow = None if flow is None else flow.build(
-            shape=self.step_shape, context_shape=context if flow_context else None
+            shape=flow_shape, context_shape=context if flow_context else None
         )
         if flow_context and (self.flow is None or self.flow.context_shape is None):
             raise RecipeError(
                 "flow_context is true, but the flow takes no context; use conditional layers "
                 "such as cond_affine_coupling", "model.flow",
             )
-        if self.flow is not None and tuple(self.flow.out_shape) != self.step_shape:
+        if self.flow is not None and tuple(self.flow.out_shape) != flow_shape:
             raise ShapeError(
-                f"sequence_flow: the flow must keep the step shape {self.step_shape}, "
+                f"sequence_flow: the flow must keep the step shape {flow_shape}, "
                 f"but {flow.name!r} outputs {tuple(self.flow.out_shape)}"
             )
         self.flow_context = flow_context
@@ -200,7 +207,7 @@ class SequenceFlow(Model):
         flat = y.reshape(b, self.steps, self.step_size)
         previous = torch.cat([self.start.to(y.dtype).expand(b, 1, -1), flat[:, :-1]], dim=1)
         context = self.conditioner(self._inputs(condition, previous))  # (B, T, *C): c_t sees y_<t
-        steps = rearrange(y, "b t ... -> (b t) ...")
+        steps = self.to_flow(rearrange(y, "b t ... -> (b t) ..."))
         contexts = rearrange(context, "b t ... -> (b t) ...")
         z, logdet = self._flow_forward(steps, contexts)
         prior = self.prior.log_prob(z, contexts)
@@ -269,7 +276,7 @@ class SequenceFlow(Model):
                 y_t = known[:, t].to(reference.dtype)
             else:
                 z = self.prior.sample(context=context, temperature=temperature)
-                y_t = self._flow_inverse(z, context)
+                y_t = self.from_flow(self._flow_inverse(z, context))
             out.append(y_t)
             previous = y_t.reshape(size, self.step_size)
         y = torch.stack(out, dim=1)

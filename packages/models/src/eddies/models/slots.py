@@ -2,7 +2,8 @@
 :class:`~eddies.core.errors.RecipeError` at ``model.<slot>``, and the optional ``encoder`` slot
 shared by ``conditional_flow`` and ``sequence_flow`` (with :func:`checked_condition`, the batch's
 condition those models feed it), and the frame-sequence kinds' ``prefix`` / ``horizon``
-(:func:`sequence_span`, :func:`known_prefix`: ``temporal_flow`` and the motion baselines).
+(:func:`sequence_span`, :func:`known_prefix`: ``temporal_flow`` and the motion baselines), and the
+``flow_layout`` view of a frame the flow models (:func:`frame_layout`: ``temporal_flow``, ``sequence_flow``).
 
 Example (an ``mlp`` encoder of a 2-vector condition, asked for 4 features)::
 
@@ -19,7 +20,11 @@ Example (an ``mlp`` encoder of a 2-vector condition, asked for 4 features)::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+import torch
+from einops import EinopsError, rearrange
 
 from eddies.core.errors import RecipeError, ShapeError
 from eddies.core.spec import Spec
@@ -97,3 +102,22 @@ def known_prefix(kind: str, method: str, data: DataSpec, batch: dict[str, Any], 
             f"{kind}.{method}: prefix={prefix} needs the target {data.target!r} of shape "
             f"({x.shape[0]}, T >= {prefix}, {', '.join(map(str, frame))}) in the batch, got {got}")
     return y[:, :prefix].to(x.dtype)
+
+
+def frame_layout(pattern: str | None, frame: tuple[int, ...]) -> tuple[Callable, Callable, tuple[int, ...]]:
+    """``(to_flow, from_flow, flow_shape)``: the view of a frame (or step) ``frame`` the flow models by the
+    einops ``pattern`` (``model.flow_layout``, e.g. ``"c j -> j 1 c"``; None: as is), and back."""
+    if pattern is None:
+        return (lambda v: v), (lambda v: v), frame
+    left, arrow, right = pattern.partition("->")
+    if not arrow:
+        raise RecipeError(f"flow_layout {pattern!r} must read 'axes -> axes', e.g. 'c j -> j 1 c'", "model.flow_layout")
+    forward, backward = f"n {left.strip()} -> n {right.strip()}", f"n {right.strip()} -> n {left.strip()}"
+    sizes = {k: v for k, v in zip(left.split(), frame, strict=False) if k.isidentifier()}
+    try:
+        shape = tuple(rearrange(torch.zeros(1, *frame), forward).shape[1:])
+        rearrange(torch.zeros(1, *shape), backward, **sizes)
+    except (EinopsError, RuntimeError) as err:
+        raise RecipeError(f"flow_layout {pattern!r} does not fit frames of shape {frame}: {err}",
+                          "model.flow_layout") from None
+    return (lambda v: rearrange(v, forward)), (lambda v: rearrange(v, backward, **sizes)), shape

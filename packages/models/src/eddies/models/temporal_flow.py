@@ -63,7 +63,7 @@ Example (frames of 2 channels by 3 points, a window of 4 frames, no encoder)::
 from __future__ import annotations
 
 import torch
-from einops import EinopsError, rearrange, repeat
+from einops import rearrange, repeat
 from pydantic import Field
 from torch import Tensor
 
@@ -73,7 +73,7 @@ from eddies.core.prior import TemporalPrior
 from eddies.core.registry import ComponentConfig, register
 from eddies.core.spec import Spec, SpecOf
 from eddies.core.task import DataSpec
-from eddies.models.slots import build_encoder, build_slot, checked_condition, known_prefix, sequence_span
+from eddies.models.slots import build_encoder, build_slot, checked_condition, frame_layout, known_prefix, sequence_span
 
 
 class TemporalFlowConfig(ComponentConfig):
@@ -129,7 +129,7 @@ class TemporalFlow(Model):
         window_shape = (self.frame[0], self.window, *self.frame[1:])
         self.encoder = build_encoder(self.kind, encoder, encoder_shape, "the window", window_shape)
         context = window_shape if self.encoder is None else tuple(self.encoder.output_shape())
-        self.to_flow, self.from_flow, flow_shape = _layout(flow_layout, self.frame)
+        self.to_flow, self.from_flow, flow_shape = frame_layout(flow_layout, self.frame)
         self.flow = build_slot(self.kind, "flow", flow, f"shape={flow_shape} and context_shape={context}",
                                shape=flow_shape, context_shape=context)
         if self.flow.context_shape is None:
@@ -246,20 +246,3 @@ class TemporalFlow(Model):
         draws = self.sample(batch, samples=1 if t == 0 else m, temperature=t, prefix=prefix, horizon=horizon)
         return draws.mean(dim=0)
 
-
-def _layout(pattern: str | None, frame: tuple[int, ...]):
-    """``(to_flow, from_flow, flow_shape)``: the einops view of a frame the flow models, and back."""
-    if pattern is None:
-        return (lambda v: v), (lambda v: v), frame
-    left, arrow, right = pattern.partition("->")
-    if not arrow:
-        raise RecipeError(f"flow_layout {pattern!r} must read 'axes -> axes', e.g. 'c j -> j 1 c'", "model.flow_layout")
-    forward, backward = f"n {left.strip()} -> n {right.strip()}", f"n {right.strip()} -> n {left.strip()}"
-    sizes = {k: v for k, v in zip(left.split(), frame, strict=False) if k.isidentifier()}
-    try:
-        shape = tuple(rearrange(torch.zeros(1, *frame), forward).shape[1:])
-        rearrange(torch.zeros(1, *shape), backward, **sizes)
-    except (EinopsError, RuntimeError) as err:
-        raise RecipeError(f"flow_layout {pattern!r} does not fit frames of shape {frame}: {err}",
-                          "model.flow_layout") from None
-    return (lambda v: rearrange(v, forward)), (lambda v: rearrange(v, backward, **sizes)), shape
