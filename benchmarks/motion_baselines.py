@@ -1,4 +1,5 @@
-"""The deterministic baselines of CMU mocap motion prediction, scored by the task's own metrics.
+"""The deterministic baselines of motion prediction and forecasting, scored by a task's own metrics
+(CMU mocap by default; particles and exchange rates with ``--recipe``).
 
 References: Martinez, Black & Romero, CVPR 2017, arXiv:1705.02445 (zero velocity); MotionFlow:
 Zand, Etemad & Greenspan, IEEE TPAMI 2023, arXiv:2104.04391 (motionflow.txt section 5.3);
@@ -9,7 +10,9 @@ Zand, Etemad & Greenspan, IEEE TPAMI 2023, arXiv:2104.04391 (motionflow.txt sect
   frame before, ``x_T + k (x_T - x_{T-1})`` for output frame ``k``, in the task's (normalised,
   hence affinely equivalent) exp-map space.
 
-Both are the registered model kinds (:mod:`eddies.models.motion_baselines`), built for the task's
+Both are the registered model kinds (:mod:`eddies.models.motion_baselines`; ``--baseline SPEC``,
+repeatable, scores others or other settings instead, each a model spec in YAML, e.g.
+``'{type: constant_velocity, hold: [2, 3]}'`` for the particles' physical rule), built for the task's
 :meth:`~eddies.core.Task.data_spec` and scored by ``CMUMocap.evaluate``, so the windows, the
 de-normalisation, the joints copied from the truth, forward kinematics and the MPJPE and angle
 errors are exactly those of the trained models. The task is the recipe's ``task`` (only that
@@ -17,11 +20,12 @@ section is read; default ``recipes/motionflow_cmu.yaml``, or ``{type: cmu_mocap}
 defaults when that file does not exist; a ``--recipe`` given explicitly must exist), with the
 optional ``key=value`` overrides applied to the recipe first. Prints one JSON line with the task
 settings, then one per baseline and split: its metrics, the number of windows and the settings
-the numbers depend on (actions, protocols, input and output frames). A bad recipe, setting or
-data folder ends the script with its one-line error. Usage::
+the numbers depend on (actions, protocols, input and output frames, burn-in). The baselines are
+deterministic: each is scored with ``samples=1``. A bad recipe, setting or data folder ends the
+script with its one-line error. Usage::
 
     .venv/bin/python benchmarks/motion_baselines.py [--recipe PATH] [--splits validation test]
-        [--data-dir DIR] [--batch-size 64] [--set task.limit.test=4 --set ...]
+        [--baseline SPEC ...] [--data-dir DIR] [--batch-size 64] [--set task.limit.test=4 --set ...]
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import argparse
 import json
 from pathlib import Path
 
+import yaml
 from torch.utils.data import DataLoader
 
 from eddies.core import DataError, RecipeError, build, validate_spec
@@ -39,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RECIPE = ROOT / "recipes" / "motionflow_cmu.yaml"
 FALLBACK_TASK = {"type": "cmu_mocap"}
 BASELINES = ("zero_velocity", "constant_velocity")
-SETTINGS = ("actions", "protocols", "input_frames", "output_frames")
+SETTINGS = ("actions", "protocols", "input_frames", "output_frames", "burn_in", "context_length", "prediction_length")
 
 
 def task_spec(recipe: str | None, overrides: list[str]) -> tuple[dict, str | None]:
@@ -54,10 +59,20 @@ def task_spec(recipe: str | None, overrides: list[str]) -> tuple[dict, str | Non
     return tree["task"], source
 
 
+def label(spec: str | dict) -> str:
+    """A baseline's name as given: its type, then any settings (``constant_velocity {"hold": [2, 3]}``)."""
+    if isinstance(spec, str):
+        return spec
+    settings = {k: v for k, v in spec.items() if k != "type"}
+    return spec["type"] + (f" {json.dumps(settings)}" if settings else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default=None, help=f"recipe whose task is scored (default {DEFAULT_RECIPE})")
     parser.add_argument("--splits", nargs="+", default=["validation", "test"])
+    parser.add_argument("--baseline", dest="baselines", action="append", default=None, metavar="SPEC",
+                        help=f"a model spec in YAML (repeatable; default: {', '.join(BASELINES)})")
     parser.add_argument("--data-dir", default=None, help="cache root (default $EDDIES_DATA or ~/.cache/eddies)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -78,12 +93,15 @@ def run(args: argparse.Namespace) -> None:
     task.prepare()
     data = task.data_spec()
     context = {key: settings[key] for key in SETTINGS if key in settings}
-    for name in BASELINES:
-        model = build(name, "models", data=data)
+    for text in args.baselines or BASELINES:
+        given = yaml.safe_load(text)
+        model_spec = validate_spec(given, "models", "baseline")
+        model = build(model_spec, "models", data=data)
         for split in args.splits:
             dataset = task.dataset(split)
             metrics = task.evaluate(model, DataLoader(dataset, batch_size=args.batch_size), samples=1)
-            print(json.dumps({"baseline": name, "split": split, "windows": len(dataset), **context, **metrics}))
+            print(json.dumps({"baseline": label(given), "split": split, "windows": len(dataset),
+                              **context, **metrics}))
 
 
 if __name__ == "__main__":
