@@ -87,6 +87,24 @@ def test_metrics_of_a_point_forecast_by_hand(small):
     expected_crps = (last.sum(-1) - truth.sum(-1)).abs().sum() / truth.sum(-1).abs().sum()
     assert metrics["crps_sum"] == pytest.approx(expected_crps.item(), rel=1e-5)
     assert metrics["crps_sum"] == pytest.approx(crps_sum(last[None], truth), rel=1e-5)
+    assert metrics["mse_median"] == pytest.approx(metrics["mse"], rel=1e-6) and metrics["diverged"] == 0
+
+
+def test_diverged_paths_are_counted_and_the_median_ignores_them(small):
+    task, _ = small
+
+    class HalfNaN(torch.nn.Module):
+        def sample(self, batch, samples, **options):
+            last = batch["x"][:, -1:].expand(-1, 5, -1, -1)
+            draws = last.expand(samples, *last.shape).clone()
+            draws[0] = float("nan")  # one of the three paths of every window runs away
+            return draws
+
+    metrics = task.evaluate(HalfNaN(), DataLoader(task.dataset("test"), batch_size=3), samples=3)
+    point = task.evaluate(build("zero_velocity", "models", data=task.data_spec()),
+                          DataLoader(task.dataset("test"), batch_size=3), samples=1)
+    assert metrics["diverged"] == pytest.approx(1 / 3) and np.isnan(metrics["mse"])
+    assert metrics["mse_median"] == pytest.approx(point["mse"], rel=1e-5)
 
 
 def test_a_random_walk_scores_mse_of_its_sample_mean_and_a_positive_crps(small, tmp_path):

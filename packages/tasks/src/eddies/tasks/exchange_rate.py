@@ -31,7 +31,9 @@ al., SIGIR 2018) and the protocol page ``../shared/protocols/motionflow_particle
   to raw rates): ``mse`` the squared error of the forecast mean (the mean of the N samples) over
   windows, series and days, in raw units (as table 5); ``crps_sum``
   (:func:`eddies.tasks.forecast_metrics.crps_sum`, pooled over the windows); ``mse_scaled`` the
-  same MSE in the scaled space. All are minimised.
+  same MSE in the scaled space; ``mse_median`` the MSE of the samples' median (robust to a few
+  paths that run away); ``diverged`` the fraction of sample paths holding a non-finite value
+  (a rollout that overflowed: it makes ``mse`` and ``crps_sum`` NaN). All are minimised.
 - **Picture** (:meth:`ExchangeRate.save_samples`): a fan chart of the 8 series for one test
   window (context, truth, median and the 5-95 % and 25-75 % bands of the samples).
 
@@ -206,7 +208,7 @@ class ExchangeRate(Task):
 
     # metrics ------------------------------------------------------------------------------
     def metric_directions(self) -> dict[str, Literal["min", "max"]]:
-        return {"mse": "min", "crps_sum": "min", "mse_scaled": "min"}
+        return {"mse": "min", "crps_sum": "min", "mse_scaled": "min", "mse_median": "min", "diverged": "min"}
 
     def forecast(self, model: nn.Module, batch: dict[str, Tensor], samples: int, temperature: float | None) -> Tensor:
         """``samples`` forecasts in raw rates, (N, B, P, 8) float64."""
@@ -238,8 +240,10 @@ class ExchangeRate(Task):
         forecasts, truth_raw = torch.cat(draws, 1), torch.cat(truth)
         mean, std = (torch.from_numpy(v) for v in self.scale)
         error = forecasts.mean(0) - truth_raw
+        median = forecasts.nanmedian(0).values - truth_raw
         return {"mse": error.pow(2).mean().item(), "crps_sum": crps_sum(forecasts, truth_raw),
-                "mse_scaled": (error / std).pow(2).mean().item()}
+                "mse_scaled": (error / std).pow(2).mean().item(), "mse_median": median.pow(2).mean().item(),
+                "diverged": (~torch.isfinite(forecasts).flatten(2).all(2)).double().mean().item()}
 
     # pictures -----------------------------------------------------------------------------
     @torch.no_grad()
