@@ -30,22 +30,23 @@ PAPER_EXCHANGE = {  # table 5: MSE (rows reconstructed from the paper's text)
 }
 
 
-def read_runs(items: list[str], baselines: str | None) -> dict[str, dict]:
-    """label -> test metrics, from LABEL=FILE evaluate outputs and the baselines' test lines."""
-    runs = {}
+def read_runs(items: list[str], baselines: str | None) -> list[tuple[str, dict]]:
+    """(label, test metrics) from LABEL=FILE evaluate outputs (the last ``=`` splits) and the
+    baselines' test lines, in that order."""
+    runs = []
     for item in items:
-        label, _, path = item.partition("=")
-        runs[label] = json.loads(Path(path).read_text())
+        label, _, path = item.rpartition("=")
+        runs.append((label, json.loads(Path(path).read_text())))
     for line in Path(baselines).read_text().splitlines() if baselines else []:
         record = json.loads(line)
         if record.get("split") == "test":
-            runs[record["baseline"]] = record
+            runs.append((record["baseline"], record))
     return runs
 
 
-def particles_table(runs: dict[str, dict]) -> list[str]:
+def particles_table(runs: list[tuple[str, dict]]) -> list[str]:
     lines = ["| model | burn-in | MSE step 1 | MSE step 15 | MSE step 25 |", "|---|---|---|---|---|"]
-    for label, metrics in runs.items():
+    for label, metrics in runs:
         for b in sorted({int(m["b"]) for m in map(STEP_KEY.match, metrics) if m}):
             values = [metrics[f"mse_burn_in_{b}_step_{k}"] for k in (1, 15, 25)]
             lines.append(f"| {label} | {b} | " + " | ".join(f"{v:.3g}" for v in values) + " |")
@@ -54,19 +55,20 @@ def particles_table(runs: dict[str, dict]) -> list[str]:
     return lines
 
 
-def exchange_table(runs: dict[str, dict]) -> list[str]:
-    lines = ["| model | MSE | CRPS-sum |", "|---|---|---|"]
-    lines += [f"| {label} | {m['mse']:.3g} | {m['crps_sum']:.4f} |" for label, m in runs.items()]
-    lines += [f"| {name} (paper, table 5) | {v:.2g} | |" for name, v in PAPER_EXCHANGE.items()]
+def exchange_table(runs: list[tuple[str, dict]]) -> list[str]:
+    lines = ["| model | MSE | CRPS-sum | MSE of the median | diverged paths |", "|---|---|---|---|---|"]
+    lines += [f"| {label} | {m['mse']:.3g} | {m['crps_sum']:.4f} | {m.get('mse_median', float('nan')):.3g} | "
+              f"{m.get('diverged', float('nan')):.3f} |" for label, m in runs]
+    lines += [f"| {name} (paper, table 5) | {v:.2g} | | | |" for name, v in PAPER_EXCHANGE.items()]
     return lines
 
 
-def plot_curves(runs: dict[str, dict], path: str) -> None:
+def plot_curves(runs: list[tuple[str, dict]], path: str) -> None:
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(5, 3.2), layout="constrained")
     ax = figure.subplots()
-    for label, metrics in runs.items():
+    for label, metrics in runs:
         points = sorted((int(m["b"]), int(m["k"]), metrics[m.string]) for m in map(STEP_KEY.match, metrics) if m)
         for b in sorted({p[0] for p in points}):
             steps = [(k, v) for bb, k, v in points if bb == b]
@@ -85,7 +87,7 @@ def main() -> None:
     runs = read_runs(args.runs, args.baselines)
     if not runs:
         raise SystemExit("forecast_results: no --runs and no test lines in --baselines")
-    particles = all(any(STEP_KEY.match(k) for k in m) for m in runs.values())
+    particles = all(any(STEP_KEY.match(k) for k in m) for _, m in runs)
     print("\n".join(particles_table(runs) if particles else exchange_table(runs)))
     if args.curves and particles:
         plot_curves(runs, args.curves)
