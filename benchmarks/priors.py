@@ -6,19 +6,27 @@ factorises a d x d matrix per component) on the same parameters, timing forward 
 
 Parameters are either shared by the batch ("shared", a free-parameter prior) or one set per row
 ("per-row", as when an RNN produces them per time step); per-row dense references above 512 MB
-are skipped. Usage::
+are skipped.
 
-    .venv/bin/python benchmarks/priors.py [--repeats 7] [--threads 1]
+First, the FRMDN recipe's shapes (recipes/frmdn_mnist.yaml: batch 256 x 28 rows of d = 28, K = 10,
+the LSTM's h_t of H = 32 through the mlp [32] tanh head, per-row D and U): the whole registered
+prior's log_prob + backward for r = 0..3, the ranks alternating within each round, median CPU
+time of the process (robust to other jobs on a shared machine), and the ratio r / r = 0
+(issue 16; the figures before and after are in docs/priors.md). Usage::
+
+    .venv/bin/python benchmarks/priors.py [--repeats 7] [--threads 1] [--only recipe|dense]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
 from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
 
+from eddies.core import build
 from eddies.priors import LowRankPrecisionMixture
 
 CASES = [(256, 10, 28, r) for r in range(4)] + [(64, 10, 784, 3)]
@@ -60,6 +68,29 @@ def timed(fn, z, params, repeats: int) -> float:
     return min(times)
 
 
+def recipe_ratios(repeats: int) -> None:
+    """r = 1..3 against r = 0 at the frmdn_mnist recipe's shapes (see the module docstring)."""
+    rows, K, d, H = 256 * 28, 10, 28, 32
+    head = {"type": "mlp", "hidden": [32], "activation": "tanh"}
+    priors = [build({"type": "gmm_lowrank", "components": K, "rank": r, "head": head}, "priors",
+                    shape=(d,), context_shape=(H,)) for r in range(4)]
+    z, h = torch.randn(rows, d), torch.randn(rows, H, requires_grad=True)
+    times = [[] for _ in priors]
+    for i in range(repeats + 1):
+        for prior, record in zip(priors, times, strict=True):
+            start = time.process_time()
+            prior.log_prob(z, h).sum().backward()
+            if i:
+                record.append(time.process_time() - start)
+            prior.zero_grad(set_to_none=True)
+            h.grad = None
+    med = [statistics.median(t) for t in times]
+    print(f"gmm_lowrank at the frmdn_mnist shapes: {rows} rows (batch 256 x 28), K={K}, d={d}, H={H}, "
+          f"head mlp [32] tanh, per-row D and U; median CPU time of {repeats} rounds, log_prob + backward")
+    for r, t in enumerate(med):
+        print(f"  r={r}: {1e3 * t:8.1f} ms  ratio vs r=0 {t / med[0]:5.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -67,9 +98,14 @@ def main() -> None:
         "--threads", type=int, default=1,
         help="intra-op threads; 1 gives stable figures on a shared machine (2 threads stall under load)",
     )
+    parser.add_argument("--only", choices=["recipe", "dense"], default=None, help="run one section")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.only != "dense":
+        recipe_ratios(args.repeats)
+    if args.only == "recipe":
+        return
     print(f"torch {torch.__version__}, float32, CPU threads {torch.get_num_threads()}, "
           f"best of {args.repeats} runs, log_prob + backward")
     print(f"{'params':8} {'batch':>5} {'K':>3} {'d':>4} {'r':>2} {'lowrank ms':>11} {'dense ms':>9} {'dense/lowrank':>14}")

@@ -20,6 +20,8 @@ The papers (local copies, where we have them, in the shared papers directory):
   arXiv:1907.04312: ``pono``;
 - MotionFlow: Zand, Etemad & Greenspan, IEEE TPAMI 2023, arXiv:2104.04391 (motionflow.txt):
   ``motionflow_conditioner``;
+- SRVP: Franceschi, Delasalles, Chen, Lamprier & Gallinari, ICML 2020, arXiv:2002.09219 (srvp.txt):
+  ``dcgan_encoder``, ``dcgan_decoder`` (the DCGAN frame encoder and decoder of SVG and SRVP);
 - PredRNN: Wang, Long, Wang, Gao & Yu, NeurIPS 2017 (journal version arXiv:2103.09504): ``predrnn``;
 - MotionRNN: Wu, Yao, Wang & Long, CVPR 2021, arXiv:2103.02243 (motionrnn_supplement.txt):
   ``motiongru``, ``predrnn`` with ``motion: true``.
@@ -27,6 +29,7 @@ The papers (local copies, where we have them, in the shared papers directory):
 
 from eddies.conditioners.cglow import CGlowFeatureNet, CGlowVectorNet, resize_conv
 from eddies.conditioners.cnn import ConvStack
+from eddies.conditioners.dcgan import DCGANDecoder, DCGANEncoder
 from eddies.conditioners.lmconv import LMConv
 from eddies.conditioners.mlp import MLP
 from eddies.conditioners.motionflow import MotionFlowConditioner
@@ -39,7 +42,7 @@ from eddies.conditioners.recurrent import GRUConditioner, LSTMConditioner
 __version__ = "0.1.0"
 
 __all__ = ["__version__",
-    "MLP", "PONO", "CGlowFeatureNet", "CGlowVectorNet", "ConvStack", "GRUConditioner", "LMConv",
+    "MLP", "PONO", "CGlowFeatureNet", "CGlowVectorNet", "ConvStack", "DCGANDecoder", "DCGANEncoder", "GRUConditioner", "LMConv",
     "LSTMConditioner", "MotionFlowConditioner", "MotionGRU", "Ordering", "PredRNN",
     "SpatioTemporalLSTMCell", "neighbourhood_warp", "ordering_ranks", "pono", "resize_conv",
 ]

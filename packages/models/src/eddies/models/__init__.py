@@ -10,6 +10,10 @@
   frames' latents under a temporal prior, rolled out autoregressively;
 - ``fcn_segmenter``: the deterministic FCN baseline of binary segmentation (sigmoid, binary
   cross-entropy; c-Glow's table 1);
+- ``video_predictor`` (PredRNN, MotionRNN, ConvLSTM; Wu, Yao, Wang & Long 2021, arXiv:2103.02243): a
+  deterministic next-frame predictor on patched frames, trained by MSE with scheduled sampling;
+- ``latent_dynamics_vae`` (SRVP; Franceschi, Delasalles, Chen, Lamprier & Gallinari 2020,
+  arXiv:2002.09219): a latent state moved by residual Euler steps, a content variable, the ELBO;
 - ``zero_velocity`` and ``constant_velocity``: the deterministic baselines of motion prediction
   (repeat the last input frame; continue its last change), without parameters or density;
 - ``gaussian_random_walk``: the probabilistic forecasting baseline (Gaussian increments with a
@@ -23,14 +27,16 @@ Every kind implements :class:`eddies.core.Model` (``sample`` / ``predict`` with 
 from eddies.models.conditional_flow import ConditionalFlow
 from eddies.models.fcn import FCNSegmenter
 from eddies.models.gaussian_regression import GaussianRegression
+from eddies.models.latent_dynamics_vae import LatentDynamicsVAE
 from eddies.models.motion_baselines import ConstantVelocity, ZeroVelocity
 from eddies.models.random_walk import GaussianRandomWalk
 from eddies.models.sequence_flow import SequenceFlow
 from eddies.models.temporal_flow import TemporalFlow
+from eddies.models.video_predictor import VideoPredictor
 
 __version__ = "0.1.0"
 
 __all__ = ["__version__",
-    "ConditionalFlow", "ConstantVelocity", "FCNSegmenter", "GaussianRandomWalk", "GaussianRegression", "SequenceFlow", "TemporalFlow",
-    "ZeroVelocity",
+    "ConditionalFlow", "ConstantVelocity", "FCNSegmenter", "GaussianRandomWalk", "GaussianRegression", "LatentDynamicsVAE", "SequenceFlow", "TemporalFlow",
+    "VideoPredictor", "ZeroVelocity",
 ]

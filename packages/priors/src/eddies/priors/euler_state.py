@@ -26,6 +26,20 @@ For SRVP's KL terms (srvp.txt eq. 8): :meth:`step_distribution` with the posteri
 generation, ``rollout(...).distribution()`` gives ``p(z_t | y_{t-1})`` of each generated step.
 The density and the sampling loop are those of
 :class:`eddies.priors.gaussian_steps.GaussianStepPrior`.
+
+What the ``latent_dynamics_vae`` model kind (SRVP) needs besides (srvp.txt section 4 and C.2):
+
+- ``residual: false`` is the "MLP dynamics" ablation of table 2, ``y_t = f(y_{t-1}, z_t)``
+  instead of the residual update (only with ``dt = 1``: the update is not a rate, so it has no
+  finer Euler step);
+- ``init_gain`` initialises every linear and convolution weight of ``f`` orthogonally with that
+  gain (C.2: 1.41 on Moving MNIST), biases unchanged;
+- :meth:`EulerState.trajectory` returns the states together with the rates ``f(y, z_t)`` of
+  every substep (the residuals whose norms eq. 8 penalises; with ``residual: false`` the state
+  change ``y_t - y_{t-1}``), and :meth:`EulerState.generate` draws ``z`` from the prior and
+  returns the states it produced, so a model decodes them without recomputing ``f``;
+- an empty ``z`` (``shape=(0,)``) is the "without z" ablation: ``f(y)`` alone, a deterministic
+  latent ODE (Chen et al. 2018), ``log p(z) = 0``; there is no head then.
 """
 
 from __future__ import annotations
@@ -34,11 +48,13 @@ import math
 
 import torch
 from pydantic import Field, model_validator
-from torch import Tensor
+from torch import Tensor, nn
+from torch.distributions import Independent
 
 from eddies.core import ShapeError, Spec, SpecOf, register
 from eddies.core.bounds import soft_bound
-from eddies.priors.gaussian_steps import GaussianStepPrior
+from eddies.priors.base import check_temperature, diag_normal
+from eddies.priors.gaussian_steps import GaussianStepPrior, Rollout
 from eddies.priors.head import ContextHead, HeadConfig
 
 
@@ -61,10 +77,16 @@ class EulerStateConfig(HeadConfig):
     )
     dt: float = Field(default=1.0, gt=0.0, le=1.0, description="Euler step; 1/dt an integer")
     log_scale_bound: float = Field(default=5.0, gt=0.0, description="soft bound b on |log sigma|")
+    residual: bool = Field(default=True, description="y <- y + dt f(y, z) (eq. 2); false: y <- f(y, z), "
+                           "SRVP's 'MLP dynamics' ablation (needs dt = 1)")
+    init_gain: float | None = Field(default=None, gt=0.0, description="orthogonal init of f's weights with "
+                                    "this gain (srvp.txt C.2: 1.41); null: the net's own init")
 
     @model_validator(mode="after")
     def _check(self) -> EulerStateConfig:
         euler_substeps(self.dt)
+        if not self.residual and self.dt != 1.0:
+            raise ValueError("residual: false (y <- f(y, z)) has no Euler step: it needs dt = 1")
         return self
 
 
@@ -83,6 +105,8 @@ def _tanh_mlp(width: int) -> dict:
         {"config": {"net": _tanh_mlp(6), "head": _tanh_mlp(4)}, "shape": (1,), "context_shape": (2,),
          "steps": 2},
         {"config": {"net": _tanh_mlp(6), "dt": 0.25}, "shape": (2, 2), "context_shape": (3,), "steps": 2},
+        {"config": {"net": _tanh_mlp(6), "residual": False, "init_gain": 1.41}, "shape": (2,),
+         "context_shape": (2,), "steps": 3},
     ],
 )
 class EulerState(GaussianStepPrior):
@@ -115,13 +139,15 @@ class EulerState(GaussianStepPrior):
         head: Spec | None = None,
         dt: float = 1.0,
         log_scale_bound: float = 5.0,
+        residual: bool = True,
+        init_gain: float | None = None,
         *,
         shape: tuple[int, ...],
         context_shape: tuple[int, ...] | None = None,
     ):
         super().__init__(shape, context_shape)
-        self.dt, self.log_scale_bound = float(dt), float(log_scale_bound)
-        euler_substeps(self.dt)
+        self.dt, self.log_scale_bound, self.residual = float(dt), float(log_scale_bound), bool(residual)
+        self._substeps(self.dt)
         self.dim = math.prod(self.shape)
         if self.context_shape is None or len(self.context_shape) != 1:
             raise ShapeError(
@@ -132,33 +158,105 @@ class EulerState(GaussianStepPrior):
         self.net = net.build(in_shape=(states + self.dim,), out_shape=(states,))
         if tuple(self.net.output_shape()) != (states,):
             raise ShapeError(f"EulerState: net {net.name!r} states output {self.net.output_shape()}, needs ({states},)")
-        self.head = ContextHead((states,), (2 * self.dim,), head, "EulerState")
+        if self.dim == 0:  # no z: nothing to parameterise (a zero-width head is not a layer)
+            if head is not None:
+                raise ShapeError("EulerState: a head was given, but z is empty (shape with no elements)")
+            self.head = None
+        else:
+            self.head = ContextHead((states,), (2 * self.dim,), head, "EulerState")
+        if init_gain is not None:
+            for m in self.net.modules():
+                if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d):
+                    nn.init.orthogonal_(m.weight, gain=init_gain)
+
+    def _substeps(self, dt: float) -> int:
+        n = euler_substeps(dt)
+        if not self.residual and n != 1:
+            raise ValueError(f"EulerState with residual=False (y <- f(y, z)) has no Euler step: dt must be 1, got {dt}")
+        return n
 
     def _state_parameters(self, y: Tensor) -> tuple[Tensor, Tensor]:
         """``(mu, log sigma)`` of ``z`` given states ``y`` (..., S), shaped (..., *shape)."""
-        mean, raw_scale = self.head(y.reshape(-1, y.shape[-1])).chunk(2, dim=-1)
         full = (*y.shape[:-1], *self.shape)
+        if self.head is None:
+            empty = y.new_zeros(full)
+            return empty, empty
+        mean, raw_scale = self.head(y.reshape(-1, y.shape[-1])).chunk(2, dim=-1)
         return mean.reshape(full), soft_bound(raw_scale, self.log_scale_bound).reshape(full)
 
-    def _euler(self, y: Tensor, z_t: Tensor, dt: float) -> list[Tensor]:
-        """The ``1/dt`` Euler substeps from ``y`` with ``z_t`` held constant (srvp.txt eq. 2)."""
-        path, inputs = [], z_t.reshape(z_t.shape[0], self.dim)
-        for _ in range(euler_substeps(dt)):
-            y = y + dt * self.net(torch.cat([y, inputs], dim=-1))
+    def state_distribution(self, y: Tensor) -> Independent:
+        """``p(z | y) = N(mu(y), diag sigma(y)^2)`` for states ``y`` (*batch, S), as an
+        ``Independent(Normal)`` of batch shape ``batch`` and event shape :attr:`shape` (srvp.txt
+        eq. 1), for a model that already holds the states (e.g. ``trajectory(...)[0][:, :-1]``)."""
+        if y.dim() < 2 or y.shape[-1] != self.context_shape[0]:
+            raise ShapeError(f"EulerState: states must have shape (*batch, {self.context_shape[0]}), got {tuple(y.shape)}")
+        return diag_normal(*self._state_parameters(y), len(self.shape))
+
+    def _euler(self, y: Tensor, z_t: Tensor, dt: float) -> tuple[list[Tensor], list[Tensor]]:
+        """The ``1/dt`` Euler substeps from ``y`` with ``z_t`` held constant (srvp.txt eq. 2): the
+        states after each substep and the rates ``f(y, z_t)`` (``residual=False``: ``y_new - y``)."""
+        path, rates, inputs = [], [], z_t.reshape(z_t.shape[0], self.dim)
+        for _ in range(self._substeps(dt)):
+            out = self.net(torch.cat([y, inputs], dim=-1))
+            if self.residual:
+                rates.append(out)
+                y = y + dt * out
+            else:
+                rates.append(out - y)
+                y = out
             path.append(y)
-        return path
+        return path, rates
 
     def states(self, z: Tensor, context: Tensor, dt: float | None = None) -> Tensor:
         """``y_0 .. y_T`` with every Euler substep, shape (B, T/dt + 1, S); ``y_0`` is the context."""
+        return self.trajectory(z, context, dt)[0]
+
+    def trajectory(self, z: Tensor, context: Tensor, dt: float | None = None) -> tuple[Tensor, Tensor]:
+        """``(states, rates)``: :meth:`states` (B, T/dt + 1, S) and the rate of every substep,
+        (B, T/dt, S), ``rates[:, s] = f(states[:, s], z_t)`` for the ``z_t`` of that substep
+        (``residual=False``: ``states[:, s + 1] - states[:, s]``), so ``states[:, s + 1] =
+        states[:, s] + dt * rates[:, s]``."""
         self.check_sequence(z, context)
-        return self._states(z, context, self.dt if dt is None else dt)
+        return self._trajectory(z, context, self.dt if dt is None else dt)
+
+    def _trajectory(self, z: Tensor, context: Tensor, dt: float) -> tuple[Tensor, Tensor]:
+        path, rates = [context], []
+        for t in range(z.shape[1]):
+            ys, fs = self._euler(path[-1], z[:, t], dt)
+            path += ys
+            rates += fs
+        return torch.stack(path, dim=1), (torch.stack(rates, dim=1) if rates else context.new_zeros(
+            context.shape[0], 0, context.shape[-1]))
 
     def _states(self, z: Tensor, context: Tensor, dt: float) -> Tensor:
         """:meth:`states` of an already checked ``z`` and context."""
-        path = [context]
-        for t in range(z.shape[1]):
-            path += self._euler(path[-1], z[:, t], dt)
-        return torch.stack(path, dim=1)
+        return self._trajectory(z, context, dt)[0]
+
+    def generate(
+        self, context: Tensor, steps: int, temperature: float = 1.0, dt: float | None = None
+    ) -> tuple[Rollout, Tensor, Tensor]:
+        """``(rollout, states, rates)``: ``steps`` draws ``z_t ~ p(z_t | y_{t-1})`` at
+        ``temperature`` from the initial state ``context`` (B, S), as :meth:`rollout` draws them,
+        with the states (B, steps/dt + 1, S) and rates (B, steps/dt, S) of :meth:`trajectory`
+        along the path, computed once."""
+        t = check_temperature(self, temperature)
+        dt = self.dt if dt is None else dt
+        self._substeps(dt)
+        self._sample_batch(None, context, None)
+        if steps < 1:
+            raise ShapeError(f"EulerState: steps must be >= 1, got {steps}")
+        path, rates, draws, means, scales = [context], [], [], [], []
+        for _ in range(steps):
+            mean, log_scale = self._state_parameters(path[-1])
+            z = mean + t * log_scale.exp() * torch.randn_like(mean)
+            ys, fs = self._euler(path[-1], z, dt)
+            path += ys
+            rates += fs
+            draws.append(z)
+            means.append(mean)
+            scales.append(log_scale)
+        out = Rollout(torch.stack(draws, 1), torch.stack(means, 1), torch.stack(scales, 1))
+        return out, torch.stack(path, dim=1), torch.stack(rates, dim=1)
 
     def step_parameters(
         self, z: Tensor, context: Tensor | None = None, dt: float | None = None
@@ -166,7 +264,7 @@ class EulerState(GaussianStepPrior):
         """Teacher-forced ``(mu_t, log sigma_t)`` of ``p(z_t | y_{t-1})``, each (B, T, *shape); causal."""
         self.check_sequence(z, context)
         dt = self.dt if dt is None else dt
-        y = self._states(z[:, :-1], context, dt)[:, :: euler_substeps(dt)]  # y_0 .. y_{T-1}
+        y = self._states(z[:, :-1], context, dt)[:, :: self._substeps(dt)]  # y_0 .. y_{T-1}
         return self._state_parameters(y)
 
     # generation hooks: the state is (y_{t-1}, dt) -------------------------------------------
@@ -174,7 +272,7 @@ class EulerState(GaussianStepPrior):
         self, batch: int, context: Tensor | None, history: Tensor | None, dt: float | None = None
     ) -> tuple[Tensor, float]:
         dt = self.dt if dt is None else dt
-        euler_substeps(dt)
+        self._substeps(dt)
         # rollout checked history and context (_sample_batch)
         return (context if history is None else self._states(history, context, dt)[:, -1]), dt
 
@@ -183,4 +281,4 @@ class EulerState(GaussianStepPrior):
 
     def _advance(self, state: tuple[Tensor, float], z: Tensor) -> tuple[Tensor, float]:
         y, dt = state
-        return self._euler(y, z, dt)[-1], dt
+        return self._euler(y, z, dt)[0][-1], dt
