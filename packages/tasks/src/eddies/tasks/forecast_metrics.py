@@ -2,7 +2,8 @@
 
 Salinas et al., "High-dimensional multivariate forecasting with low-rank Gaussian copula
 processes", NeurIPS 2019 (the metric), as GluonTS computes it and the MotionFlow comparison of
-exchange rates reports it (motionflow.txt table 5; ../shared/protocols/motionflow_particles_exchange.md):
+exchange rates reports it (MotionFlow: Zand, Etemad & Greenspan, IEEE TPAMI 2023, arXiv:2104.04391,
+motionflow.txt table 5; ../shared/protocols/motionflow_particles_exchange.md):
 with ``s_t = Σ_i y_{t,i}`` the sum over the series of the truth and ``q_a`` the ``a``-quantile of
 the forecast samples' sums at ``t``,
 
