@@ -9,7 +9,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
-from eddies.core import TASKS, DataError, build
+from eddies.core import TASKS, DataError, RecipeError, build
 from eddies.tasks.logit_space import bits_per_dim, from_logit, to_logit
 from eddies.tasks.mnist_rows import default_source, eight_bit
 
@@ -134,6 +134,41 @@ def test_evaluate_averages_nll_and_bits_per_dim_over_images(tmp_path, fake_mnist
     # the declared metrics (logged during training as val_<name>) are exactly what evaluate returns
     assert task.metric_directions() == {"nll_logit_nats": "min", "bits_per_dim": "min"}
     assert task.metric_directions().keys() == metrics.keys()
+
+
+class LabelShiftedRows(nn.Module):
+    """log p(y | x = c) = sum of N(y; mu_c, 1) log-densities, mu_c = (c - 4.5) / 20: a density that
+    depends on the label."""
+
+    def log_prob(self, batch):
+        mu = (batch["x"].argmax(1).double() - 4.5) / 20
+        return torch.distributions.Normal(mu[:, None, None], 1.0).log_prob(batch["y"].double()).sum((1, 2))
+
+
+def test_label_marginal_nll_is_the_log_mean_over_the_ten_labels(tmp_path, fake_mnist):
+    task = make(tmp_path, fake_mnist[0])
+    data = task.dataset("validation")
+    metrics = task.evaluate(LabelShiftedRows(), DataLoader(data, batch_size=5), label_marginal=True)
+    y = np.stack([item["y"].numpy() for item in data.__getitems__(list(range(len(data))))]).astype(np.float64)
+    labels = np.array([int(item["label"]) for item in data.__getitems__(list(range(len(data))))])
+    # reference: the ten Gaussian log-densities written out, the mean of their exponentials in
+    # float64 after removing each image's largest (the values are about -1000)
+    per_label = np.stack([
+        (-0.5 * (y - (c - 4.5) / 20) ** 2 - 0.5 * math.log(2 * math.pi)).sum((1, 2)) for c in range(10)
+    ], axis=1)
+    top = per_label.max(1)
+    marginal = top + np.log(np.exp(per_label - top[:, None]).mean(1))
+    conditional = per_label[np.arange(len(labels)), labels]
+    assert metrics["nll_logit_nats"] == pytest.approx(-conditional.mean(), rel=1e-9)
+    assert metrics["nll_marginal_nats"] == pytest.approx(-marginal.mean(), rel=1e-9)
+    # log p(y) >= log p(y | true label) - log 10, and the labels matter here
+    assert (marginal >= conditional - math.log(10) - 1e-9).all()
+    assert abs(metrics["nll_marginal_nats"] - metrics["nll_logit_nats"]) > 1e-3
+    assert metrics["bits_per_dim_marginal"] == pytest.approx(
+        bits_per_dim(torch.from_numpy(marginal), torch.from_numpy(y), 1e-6).mean().item(), rel=1e-9)
+    assert set(task.evaluate(LabelShiftedRows(), DataLoader(data, batch_size=5))) == {"nll_logit_nats", "bits_per_dim"}
+    with pytest.raises(RecipeError, match="label_marginals"):
+        task.evaluate(LabelShiftedRows(), DataLoader(data, batch_size=5), label_marginals=True)
 
 
 def test_save_samples_writes_one_row_per_class_and_a_panel_per_temperature(tmp_path, fake_mnist):

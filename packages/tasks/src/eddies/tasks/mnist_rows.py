@@ -22,9 +22,11 @@ using Real NVP", ICLR 2017, arXiv:1605.08803):
   the dataset the epoch through ``set_epoch``. Either way a resumed run sees exactly the noise
   an uninterrupted one would.
 - **Metrics** (:meth:`MNISTRows.evaluate`): ``nll_logit_nats``, the mean negative
-  log-likelihood per image in logit space (the MAF paper's tables and frmdn.txt table 3), and
-  ``bits_per_dim``, of the 8-bit pixels (the logit's log-determinant and the 1/256 bin width
-  added; :mod:`eddies.tasks.logit_space`).
+  log-likelihood per image in logit space under its true label, ``-log p(y | x)`` (the MAF
+  paper's tables and frmdn.txt table 3), and ``bits_per_dim``, of the 8-bit pixels (the logit's
+  log-determinant and the 1/256 bin width added; :mod:`eddies.tasks.logit_space`); with
+  ``eval.label_marginal=true`` also ``nll_marginal_nats`` and ``bits_per_dim_marginal``, of the
+  label-marginal ``p(y) = (1/10) Σ_c p(y | c)`` (frmdn.txt section 5.1).
 - **Samples** (:meth:`MNISTRows.save_samples`): one 10 x ``n`` PNG panel per temperature
   (default T = 1 and T = 0.6, titled), row ``c`` conditioned on class ``c`` and labelled.
 
@@ -40,6 +42,7 @@ Example (a small cache in a temporary directory)::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -87,6 +90,17 @@ def eight_bit(values: np.ndarray, where: str) -> np.ndarray:
     if values.size and (np.abs(scaled - levels).max() > 1e-3 or levels.min() < 0 or levels.max() >= LEVELS):
         raise DataError(f"{where}: pixel values are not k/256 for integers 0 <= k < 256")
     return levels.astype(np.uint8)
+
+
+def label_marginal_log_prob(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+    """``log p(y) = log (1/C) Σ_c p(y | c)`` with a uniform label prior (frmdn.txt section 5.1,
+    application 3): ``model.log_prob`` under each of the C one-hot labels, combined by
+    log-sum-exp in float64. Returns ``(B,)``; C forward passes."""
+    labels = torch.eye(CLASSES, dtype=batch["x"].dtype, device=batch["x"].device)
+    per_label = torch.stack(
+        [model.log_prob({**batch, "x": labels[c].expand_as(batch["x"])}).double() for c in range(CLASSES)], dim=-1
+    )
+    return torch.logsumexp(per_label, dim=-1) - math.log(CLASSES)
 
 
 class MNISTRowsConfig(ComponentConfig):
@@ -199,31 +213,42 @@ class MNISTRows(Task):
 
     @torch.no_grad()
     def evaluate(
-        self, model: nn.Module, loader: Any, gather: Callable[[Tensor], Tensor] | None = None, **options: Any
+        self, model: nn.Module, loader: Any, gather: Callable[[Tensor], Tensor] | None = None,
+        label_marginal: bool = False, **options: Any,
     ) -> dict[str, float]:
         """Mean NLL per image in logit space (nats) and bits/dim of the 8-bit pixels over ``loader``.
 
-        ``gather`` (e.g. ``accelerator.gather_for_metrics``) collects per-sample values from
-        every process before averaging; without it the loader's own samples are averaged.
+        ``nll_logit_nats`` and ``bits_per_dim`` score ``p(y | x)`` under the image's true label.
+        ``label_marginal=True`` (``eval.label_marginal=true``) adds ``nll_marginal_nats`` and
+        ``bits_per_dim_marginal``, the same for the label-marginal density
+        ``p(y) = (1/10) Σ_c p(y | c)`` of frmdn.txt section 5.1 (application 3), at ten times the
+        cost (:func:`label_marginal_log_prob`). ``gather`` (e.g.
+        ``accelerator.gather_for_metrics``) collects per-sample values from every process before
+        averaging; without it the loader's own samples are averaged.
         """
-        check_options("mnist_rows.evaluate", options)
+        check_options("mnist_rows.evaluate", options, ("label_marginal",))
         was_training = model.training
         model.eval()
-        nll, bpd = [], []
+        columns: list[Tensor] = []
         try:
             for batch in loader:
-                log_prob = model.log_prob(batch).double()
                 y = batch["y"].double()
-                per_image = torch.stack([-log_prob, bits_per_dim(log_prob, y, self.alpha)], dim=1)
+                log_probs = [model.log_prob(batch).double()]
+                if label_marginal:
+                    log_probs.append(label_marginal_log_prob(model, batch))
+                per_image = torch.stack(
+                    [v for lp in log_probs for v in (-lp, bits_per_dim(lp, y, self.alpha))], dim=1
+                )
                 if gather is not None:
                     per_image = gather(per_image)
-                nll.append(per_image[:, 0].cpu())
-                bpd.append(per_image[:, 1].cpu())
+                columns.append(per_image.cpu())
         finally:
             model.train(was_training)
-        if not nll:
+        if not columns:
             raise DataError("mnist_rows.evaluate: the loader yielded no batches")
-        return {"nll_logit_nats": torch.cat(nll).mean().item(), "bits_per_dim": torch.cat(bpd).mean().item()}
+        names = ["nll_logit_nats", "bits_per_dim"] + (["nll_marginal_nats", "bits_per_dim_marginal"] if label_marginal else [])
+        means = torch.cat(columns).mean(0)
+        return {name: means[i].item() for i, name in enumerate(names)}
 
     @torch.no_grad()
     def save_samples(
