@@ -9,7 +9,8 @@ for the best of the samples (``best``) and one random sample (``random``). ``--p
 adds the rows of srvp.txt table 2, ``--paper predrnn`` PredRNN's published figures (both as
 ../shared/protocols/ gives them; their scale is 64 x 64, not the reduced 32 x 32).
 ``--curves PNG`` draws each metric against the predicted frame, one panel per ``--metrics``
-name. Usage::
+name; ``--per-frame`` also prints those curves as tables (one row per model, one column per
+predicted frame). Usage::
 
     .venv/bin/python benchmarks/video_results.py --runs srvp=srvp-test.json \\
         --baselines copy-last=copy.jsonl --metrics psnr_best ssim_best psnr_random \\
@@ -63,6 +64,21 @@ def table(runs: list[tuple[str, dict]], metrics: list[str]) -> list[str]:
     return lines
 
 
+def per_frame(values: dict, name: str) -> list[tuple[int, float]]:
+    """``(k, value)`` of ``<name>_step_<k>``, in frame order."""
+    return sorted((int(m["k"]), values[key]) for key in values if (m := STEP.match(key)) and m["metric"] == name)
+
+
+def per_frame_table(runs: list[tuple[str, dict]], name: str) -> list[str]:
+    frames = max((len(per_frame(values, name)) for _, values in runs), default=0)
+    digits = 3 if name.startswith("ssim") else 1 if name.startswith("mse") else 2
+    lines = [f"| {name} by predicted frame | " + " | ".join(str(k) for k in range(1, frames + 1)) + " |",
+             "|---|" + "---|" * frames]
+    lines += [f"| {label} | " + " | ".join(f"{v:.{digits}f}" for _, v in per_frame(values, name)) + " |"
+              for label, values in runs]
+    return lines
+
+
 def curves(runs: list[tuple[str, dict]], metrics: list[str], path: str) -> None:
     import matplotlib
 
@@ -72,8 +88,7 @@ def curves(runs: list[tuple[str, dict]], metrics: list[str], path: str) -> None:
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
     for ax, name in zip(axes[0], metrics, strict=True):
         for label, values in runs:
-            steps = sorted((int(m["k"]), values[key]) for key in values
-                           if (m := STEP.match(key)) and m["metric"] == name)
+            steps = per_frame(values, name)
             if steps:
                 ax.plot(*zip(*steps, strict=True), marker="o", markersize=3, label=label)
         ax.set(xlabel="predicted frame", title=name)
@@ -91,9 +106,12 @@ def main() -> None:
     parser.add_argument("--metrics", nargs="+", default=["psnr_best", "ssim_best", "psnr_random", "ssim_random"])
     parser.add_argument("--paper", choices=sorted(PAPER), default=None)
     parser.add_argument("--curves", default=None, metavar="PNG")
+    parser.add_argument("--per-frame", action="store_true", help="print the per-frame values as tables")
     args = parser.parse_args()
     runs = read_runs(args.runs, args.baselines)
     print("\n".join(table(runs, args.metrics)))
+    for name in args.metrics if args.per_frame else []:
+        print("\n" + "\n".join(per_frame_table(runs, name)))
     if args.paper:
         print("\n| published | figures |\n|---|---|\n" + "\n".join(PAPER[args.paper]))
     if args.curves:
