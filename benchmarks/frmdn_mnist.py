@@ -10,7 +10,8 @@ speed, 5000), ``target`` (validation NLL in nats to reach, 2000; 0 skips that ph
 ``budget`` (at most this many optimizer steps to reach it, 800), ``eval_every`` (steps between
 validation evaluations in that phase, 50), ``run_dir`` (runs/bench_frmdn_mnist). Dotted keys
 override the recipe. The training phase runs the same work per step as the trainer (data
-loading, ``model.loss``, backward, Adam); the time-to-target phase runs the trainer itself
+loading, ``model.loss``, backward, Adam; ``train.compile=true`` compiles the loss, and the
+warm-up steps then include the compilation); the time-to-target phase runs the trainer itself
 (``eddies.engine``), so its time includes its evaluations and checkpoints, and data preparation
 is timed separately. Everything is printed as JSON, configuration first.
 """
@@ -46,11 +47,12 @@ def training_speed(recipe, task, steps: int, warmup: int) -> float:
     batches = iter(loader(data, TrainBatchSampler(len(data), recipe.train.batch_size, recipe.seed, 0),
                           recipe.train.num_workers))
     model.train()
+    loss = torch.compile(model.loss) if recipe.train.compile else model.loss  # as the trainer's train.compile
     for i, batch in enumerate(islice(batches, warmup + steps)):
         if i == warmup:
             start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        model.loss(batch)["loss"].backward()
+        loss(batch)["loss"].backward()
         optimizer.step()
     return steps * recipe.train.batch_size / (time.perf_counter() - start)
 
