@@ -68,7 +68,7 @@ def test_two_checkpoint_path_forms_the_run_directory_and_its_best():
 def test_the_readme_quotes_no_test_count():
     readme = (ROOT / "README.md").read_text()
     assert not re.search(r"\b\d[\d,]* tests\b", readme), "a quoted test count goes stale: say how to get it"
-    assert "819 s" in readme and "EDDIES_DATA=<empty folder> .venv/bin/python apps/train.py recipe=frmdn_mnist" in readme
+    assert "1,066 s" in readme and "EDDIES_DATA=<empty folder> .venv/bin/python apps/train.py recipe=frmdn_mnist" in readme
 
 
 def _shown_errors():
