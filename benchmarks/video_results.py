@@ -10,7 +10,10 @@ adds the rows of srvp.txt table 2, ``--paper predrnn`` PredRNN's published figur
 ../shared/protocols/ gives them; their scale is 64 x 64, not the reduced 32 x 32).
 ``--curves PNG`` draws each metric against the predicted frame, one panel per ``--metrics``
 name; ``--per-frame`` also prints those curves as tables (one row per model, one column per
-predicted frame). Usage::
+predicted frame). References: Franceschi, Delasalles, Chen, Lamprier & Gallinari, "Stochastic
+Latent Residual Video Prediction", ICML 2020, arXiv:2002.09219 (srvp.txt); Wu, Yao, Wang & Long,
+"MotionRNN: A Flexible Model for Video Prediction with Spacetime-Varying Motions", CVPR 2021,
+arXiv:2103.02243. Usage::
 
     .venv/bin/python benchmarks/video_results.py --runs srvp=srvp-test.json \\
         --baselines copy-last=copy.jsonl --metrics psnr_best ssim_best psnr_random \\
