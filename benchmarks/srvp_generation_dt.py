@@ -1,9 +1,10 @@
 """A trained SRVP checkpoint generating at a finer Euler step than it was trained with.
 
 Reference: Franceschi, Delasalles, Chen, Lamprier & Gallinari, "Stochastic Latent Residual Video
-Prediction", ICML 2020, arXiv:2002.09219 (srvp.txt). Section 3.2 (eq. 3, y_t+dt = y_t + dt f(y_t, z_t+1)) and section 4.4: the residual
-dynamics are an Euler discretisation of an ODE, so the model can be run at dt/2 (twice the
-steps, every other state decoded; :meth:`eddies.models.latent_dynamics_vae.LatentDynamicsVAE.generate`).
+Prediction", ICML 2020, arXiv:2002.09219 (srvp.txt). Section 3.2 (eq. 3, y_t+dt = y_t + dt
+f(y_t, z_t+1)) and section 4.4: the residual dynamics are an Euler discretisation of an ODE, so
+the model can be run at dt/2 (twice the steps, every other state decoded;
+:meth:`eddies.models.latent_dynamics_vae.LatentDynamicsVAE.generate`).
 ``apps/evaluate.py`` overrides only the ``eval`` options, so this script sets
 ``model.generation_dt`` on the loaded model and scores the split with the task's metrics and
 the recipe's ``eval`` options, once per ``--dt``, each under the recipe's seed. Prints one JSON

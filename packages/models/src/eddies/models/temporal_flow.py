@@ -73,7 +73,14 @@ from eddies.core.prior import TemporalPrior
 from eddies.core.registry import ComponentConfig, register
 from eddies.core.spec import Spec, SpecOf
 from eddies.core.task import DataSpec
-from eddies.models.slots import build_encoder, build_slot, checked_condition, frame_layout, known_prefix, sequence_span
+from eddies.models.slots import (
+    build_encoder,
+    build_slot,
+    checked_condition,
+    frame_layout,
+    known_prefix,
+    sequence_span,
+)
 
 
 class TemporalFlowConfig(ComponentConfig):
